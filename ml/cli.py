@@ -1,0 +1,146 @@
+"""Command-line interface: ``python -m ml --help``.
+
+Every command reads the artifacts root from ``SENTIMENT_HOME`` (see :mod:`ml.settings`), prints where its
+results went, and on failure exits non-zero with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ml.errors import MLError
+from ml.predictor import FAMILIES
+
+app = typer.Typer(
+    help="Tweet sentiment platform: download and prepare Sentiment140, train, evaluate and package models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Download and prepare the training data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+log = logging.getLogger("ml")
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
+) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _settings(**overrides: Any):
+    from ml.settings import get_settings
+
+    return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _emit(result: Any) -> None:
+    """Print a command's result as JSON on stdout (logs go to stderr), so scripts can read it."""
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@data_app.command("download")
+def data_download(
+    url: Annotated[str | None, typer.Option(help="http(s):// or file:// URL, or a local path. "
+                                            "Default: $SENTIMENT140_URL, else the official Sentiment140 URL.")] = None,
+    sha256: Annotated[str | None, typer.Option(help="Expected sha256 of the archive.")] = None,
+    md5: Annotated[str | None, typer.Option(help="Expected md5 (the official URL's md5 is checked anyway).")] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries after a failed HTTP attempt.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Download and verify the Sentiment140 archive into <home>/data/raw (does nothing if already valid)."""
+    from ml.download import download
+
+    settings = _settings(data_url=url)
+    path = download(settings.data_url, settings.raw_dir, sha256=sha256, md5=md5,
+                    retries=settings.download_retries if retries is None else retries, progress=progress)
+    _emit({"archive": str(path)})
+
+
+@data_app.command("prepare")
+def data_prepare(
+    source: Annotated[Path | None, typer.Option(help="A Sentiment140 zip or a labelled CSV/TSV (.gz allowed). "
+                                                "Default: the downloaded archive.")] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of a labelled file with a header.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column of a labelled file with a header.")] = "label",
+    seed: Annotated[int | None, typer.Option(help="Split seed (default: $SENTIMENT_SEED or 42).")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if this source was already prepared.")] = False,
+) -> None:
+    """Parse, validate, deduplicate and split the data into parquet files plus manifest.json."""
+    from ml.data import prepare
+
+    manifest = prepare(_settings(seed=seed), source, text_column=text_column, label_column=label_column, force=force)
+    _emit({k: manifest[k] for k in ("data_version", "rows", "label_counts", "dropped")})
+
+
+@app.command("train")
+def train_cmd(
+    family: Annotated[str, typer.Argument(help=f"Model family: one of {', '.join(FAMILIES)}.")],
+    max_samples: Annotated[int | None, typer.Option(min=10, help="Train on a seeded stratified sample of N rows.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs (neural families).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (neural families).")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Transformer checkpoint name or local directory.")] = None,
+    max_length: Annotated[int | None, typer.Option(min=4, help="Sequence length; default measured to cover 99% of tweets.")] = None,
+    name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
+) -> None:
+    """Train one model family on the prepared training split and save it under models/<run>/<name>/."""
+    from ml.train import train
+
+    if family not in FAMILIES:
+        raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
+                   batch_size=batch_size, model_name=model_name, max_length=max_length)
+    _emit(result)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run_id: Annotated[str | None, typer.Option(help="Run whose models to score (default: $SENTIMENT_RUN_ID or 'default').")] = None,
+    band: Annotated[tuple[float, float] | None, typer.Option(help="Neutral band LOW HIGH on P(positive).")] = None,
+    max_samples: Annotated[int | None, typer.Option(min=10, help="Score on a stratified sample of the validation split.")] = None,
+) -> None:
+    """Score every model of the run on the validation split and the official test file; write the leaderboard."""
+    from ml.evaluate import evaluate
+
+    overrides: dict[str, Any] = {"run_id": run_id}
+    if band is not None:
+        overrides.update(neutral_low=band[0], neutral_high=band[1])
+    settings = _settings(**overrides)
+    board = evaluate(settings, max_samples=max_samples)
+    _emit({"report": str(settings.reports_dir / "leaderboard.md"),
+           "models": [{k: row[k] for k in ("model", "accuracy", "test_accuracy")} for row in board]})
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning platform errors into one line on stderr and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except MLError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

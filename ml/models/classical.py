@@ -1,0 +1,111 @@
+"""The classical family: TF-IDF over word 1-4 grams (50,000 features) feeding a linear model.
+
+* ``logreg``: LogisticRegression.
+* ``linearsvc``: LinearSVC wrapped in sigmoid calibration, so it yields probabilities and the Neutral band
+  works for it too.
+* ``multinomialnb``: MultinomialNB.
+
+The vectorizer tokenizes with :func:`ml.text.tokenize`, the same cleaner the service and the Spark job use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ml.predictor import Predictor, labels_for
+from ml.text import tokenize
+
+MODEL_FILE = "model.joblib"
+
+
+class _ClassicalPredictor(Predictor):
+    def __init__(self, max_features: int = 50_000, ngram_max: int = 4, seed: int = 42, n_jobs: int = 1) -> None:
+        self.max_features = max_features
+        self.ngram_max = ngram_max
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.pipeline = None
+
+    @classmethod
+    def from_options(cls, settings, options: dict[str, Any]) -> _ClassicalPredictor:
+        return cls(max_features=settings.max_features, ngram_max=settings.ngram_max, seed=settings.seed,
+                   n_jobs=int(options.get("n_jobs", 1)))
+
+    def _estimator(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        return {"max_features": self.max_features, "ngram_range": [1, self.ngram_max], "seed": self.seed,
+                "estimator": type(self._estimator()).__name__}
+
+    def fit(self, texts, labels, *, val_texts=None, val_labels=None) -> dict[str, Any]:
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import Pipeline
+
+        self.labels = labels_for(labels)
+        y = np.array([self.labels.index(label) for label in labels])
+        vectorizer = TfidfVectorizer(
+            tokenizer=tokenize, preprocessor=None, lowercase=False, token_pattern=None,
+            ngram_range=(1, self.ngram_max), max_features=self.max_features, sublinear_tf=True,
+            dtype=np.float32,
+        )
+        self.pipeline = Pipeline([("tfidf", vectorizer), ("clf", self._estimator())])
+        self.pipeline.fit(list(texts), y)
+        return {"vocabulary": len(vectorizer.vocabulary_)}
+
+    def predict_proba(self, texts: Sequence[str]):
+        import numpy as np
+
+        if self.pipeline is None:
+            raise RuntimeError("model is not trained")
+        proba = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        if len(texts):
+            # Columns follow the estimator's classes_, which are label indices.
+            proba[:, self.pipeline.classes_] = self.pipeline.predict_proba(list(texts))
+        return proba
+
+    def _save(self, path: Path) -> None:
+        import joblib
+
+        joblib.dump(self.pipeline, path / MODEL_FILE, compress=3)
+
+    @classmethod
+    def _load(cls, path: Path, meta: dict[str, Any]) -> Predictor:
+        import joblib
+
+        self = cls()
+        self.pipeline = joblib.load(path / MODEL_FILE)
+        return self
+
+
+class LogRegPredictor(_ClassicalPredictor):
+    family = "logreg"
+
+    def _estimator(self):
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=1.0, max_iter=1000, random_state=self.seed)
+
+
+class LinearSVCPredictor(_ClassicalPredictor):
+    family = "linearsvc"
+
+    def _estimator(self):
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import LinearSVC
+
+        return CalibratedClassifierCV(
+            LinearSVC(C=0.5, random_state=self.seed), method="sigmoid", cv=3, n_jobs=self.n_jobs
+        )
+
+
+class MultinomialNBPredictor(_ClassicalPredictor):
+    family = "multinomialnb"
+
+    def _estimator(self):
+        from sklearn.naive_bayes import MultinomialNB
+
+        return MultinomialNB(alpha=1.0)

@@ -1,0 +1,176 @@
+"""The one predictor interface every model family implements.
+
+A predictor maps raw tweet texts to class probabilities (it cleans them itself with :mod:`ml.text`, so callers
+never do), and saves to / loads from a directory. Evaluation, packaging, the service and the Spark job only
+use this interface and never branch on the family.
+
+A saved predictor directory always holds ``predictor.json``::
+
+    {"family": "logreg", "labels": ["negative", "positive"], "format_version": 1, ...}
+
+plus whatever files the family needs. :func:`load_predictor` reads the family from that file and dispatches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ml.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+BINARY_LABELS: tuple[str, ...] = ("negative", "positive")
+TERNARY_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+DISPLAY = {"negative": "Negative", "neutral": "Neutral", "positive": "Positive"}
+META_FILE = "predictor.json"
+FORMAT_VERSION = 1
+
+#: family name -> "module:Class". Classes are imported only when used.
+FAMILIES: dict[str, str] = {
+    "logreg": "ml.models.classical:LogRegPredictor",
+    "linearsvc": "ml.models.classical:LinearSVCPredictor",
+    "multinomialnb": "ml.models.classical:MultinomialNBPredictor",
+}
+
+
+def labels_for(label_values: Sequence[str]) -> tuple[str, ...]:
+    """The label tuple a model should use for training data carrying ``label_values``."""
+    present = set(label_values)
+    unknown = present - set(TERNARY_LABELS)
+    if unknown:
+        raise ModelError(f"unknown labels {sorted(unknown)}; expected a subset of {list(TERNARY_LABELS)}")
+    return TERNARY_LABELS if "neutral" in present else BINARY_LABELS
+
+
+class Predictor(ABC):
+    """Texts in, class probabilities out; save/load by path.
+
+    Subclasses set ``family`` and implement :meth:`fit`, :meth:`predict_proba`, :meth:`_save` and
+    :meth:`_load`. ``labels`` is the order of the probability columns.
+    """
+
+    family: ClassVar[str]
+    labels: tuple[str, ...] = BINARY_LABELS
+
+    @abstractmethod
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        val_texts: Sequence[str] | None = None,
+        val_labels: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Train on raw texts and label names; return training facts (history, steps, ...)."""
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities of shape ``(len(texts), len(self.labels))`` for raw texts."""
+
+    @abstractmethod
+    def _save(self, path: Path) -> None:
+        """Write the family's files into the (empty, existing) directory ``path``."""
+
+    @classmethod
+    @abstractmethod
+    def _load(cls, path: Path, meta: dict[str, Any]) -> Predictor:
+        """Rebuild a predictor from a directory written by :meth:`_save`."""
+
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters worth recording next to the model."""
+        return {}
+
+    def save(self, path: str | os.PathLike[str], extra_meta: dict[str, Any] | None = None) -> Path:
+        """Save atomically: the directory appears complete or not at all, replacing any previous one."""
+        target = Path(path)
+        meta = {
+            "family": self.family,
+            "labels": list(self.labels),
+            "format_version": FORMAT_VERSION,
+            "params": self.params(),
+            **(extra_meta or {}),
+        }
+        with atomic_dir(target) as tmp:
+            self._save(tmp)
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        return target
+
+    def p_positive(self, texts: Sequence[str]) -> np.ndarray:
+        """P(positive) for each text."""
+        return self.predict_proba(texts)[:, self.labels.index("positive")]
+
+
+def family_class(family: str) -> type[Predictor]:
+    """The predictor class registered for ``family``."""
+    try:
+        module_name, class_name = FAMILIES[family].split(":")
+    except KeyError:
+        raise ModelError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}") from None
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``predictor.json`` of a saved model directory."""
+    meta_path = Path(path) / META_FILE
+    try:
+        return json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path} is not a saved model: {META_FILE} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{meta_path} is corrupt: {exc}") from None
+
+
+def load_predictor(path: str | os.PathLike[str]) -> Predictor:
+    """Load any saved predictor by path, whatever its family."""
+    meta = read_meta(path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
+    predictor = family_class(meta["family"])._load(Path(path), meta)
+    predictor.labels = tuple(meta["labels"])
+    return predictor
+
+
+def decide(
+    proba: np.ndarray, labels: Sequence[str], band: tuple[float, float] = (0.4, 0.6)
+) -> list[str]:
+    """Turn probabilities into display labels (``Positive``, ``Negative``, ``Neutral``).
+
+    A binary model's P(positive) inside the closed ``band`` means Neutral; a three-class model takes the argmax.
+    """
+    import numpy as np
+
+    labels = tuple(labels)
+    if "neutral" in labels:
+        return [DISPLAY[labels[i]] for i in np.asarray(proba).argmax(axis=1)]
+    low, high = band
+    p_pos = np.asarray(proba)[:, labels.index("positive")]
+    return ["Neutral" if low <= p <= high else ("Positive" if p > high else "Negative") for p in p_pos]
+
+
+@contextmanager
+def atomic_dir(target: Path):
+    """Yield a temporary sibling directory that replaces ``target`` when the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,78 @@
+"""Train one model family on the prepared split and save it under ``models/<run_id>/<name>/``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ml.data import load_split, read_manifest
+from ml.predictor import family_class, load_predictor
+from ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Rows of the validation split handed to ``fit`` for early stopping / checkpoint selection.
+FIT_VALIDATION_ROWS = 10_000
+
+
+def build_predictor(family: str, settings: Settings, options: dict[str, Any]):
+    """Instantiate a family's predictor from settings and CLI/DAG options (``None`` values are dropped)."""
+    cls = family_class(family)
+    options = {k: v for k, v in options.items() if v is not None}
+    return cls.from_options(settings, options) if hasattr(cls, "from_options") else cls(seed=settings.seed)
+
+
+def train(
+    family: str,
+    settings: Settings,
+    *,
+    max_samples: int | None = None,
+    name: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Train ``family`` and save it; return its saved metadata.
+
+    Args:
+        family: A registered family name (``python -m ml train --help`` lists them).
+        settings: Platform settings; the model goes to ``settings.models_dir / (name or family)``.
+        max_samples: Train on a seeded, stratified sample of this many rows.
+        name: Directory name of the saved model (default: the family).
+        **options: Family options such as ``epochs`` or ``model_name``; families ignore those they do not use.
+    """
+    manifest = read_manifest(settings)
+    train_df = load_split(settings, "train", max_samples)
+    val_df = load_split(settings, "validation", FIT_VALIDATION_ROWS)
+    predictor = build_predictor(family, settings, options)
+    log.info("training %s on %d rows (data version %s)", family, len(train_df), manifest["data_version"])
+    started = time.perf_counter()
+    facts = predictor.fit(
+        train_df["text"].tolist(), train_df["label"].tolist(),
+        val_texts=val_df["text"].tolist(), val_labels=val_df["label"].tolist(),
+    )
+    seconds = time.perf_counter() - started
+    target = settings.models_dir / (name or family)
+    meta = {
+        "name": name or family,
+        "run_id": settings.run_id,
+        "data_version": manifest["data_version"],
+        "n_train": len(train_df),
+        "train_seconds": round(seconds, 2),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "fit": facts or {},
+    }
+    predictor.save(target, extra_meta=meta)
+    log.info("%s trained in %.1fs; saved to %s", family, seconds, target)
+    return {**meta, "family": family, "path": str(target)}
+
+
+def trained_models(settings: Settings) -> list[str]:
+    """Names of the saved models of the current run."""
+    root = settings.models_dir
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "predictor.json").is_file() and not p.name.startswith("."))
+
+
+__all__ = ["train", "trained_models", "build_predictor", "load_predictor"]

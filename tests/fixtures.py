@@ -1,0 +1,59 @@
+"""Build small data fixtures in the real Sentiment140 format (tests never need ../shared)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import zipfile
+from pathlib import Path
+
+POSITIVE = [
+    "I love this so much", "what a great day", "so happy right now", "this is awesome", "best movie ever",
+    "thank you so much", "feeling good today", "had a wonderful time", "love my friends", "amazing news",
+    "beautiful sunshine today", "excited for the weekend", "my favorite song", "such a fun night", "yay finally",
+]
+NEGATIVE = [
+    "I hate this so much", "what a terrible day", "so sad right now", "this is awful", "worst movie ever",
+    "feeling sick today", "had a horrible time", "miss my friends", "bad news again", "ugh so tired",
+    "stuck in traffic again", "my phone broke", "so bored and lonely", "this sucks", "crying all night",
+]
+NEUTRAL = ["going to the store", "the meeting is at noon", "reading the news", "it is tuesday", "bus at eight"]
+DECOR = ["", " http://t.co/abc", " @friend", " #mood", " !!", " &amp; more", " lol"]
+
+
+def tweet(rng: random.Random, pool: list[str]) -> str:
+    return rng.choice(pool) + rng.choice(DECOR) + rng.choice(DECOR)
+
+
+def s140_rows(n: int, seed: int = 0, labels: tuple[str, ...] = ("0", "4")) -> list[list[str]]:
+    """``n`` rows of six fields, sorted by polarity like the real file (negatives first)."""
+    rng = random.Random(seed)
+    pools = {"0": NEGATIVE, "2": NEUTRAL, "4": POSITIVE}
+    rows = []
+    for i in range(n):
+        polarity = labels[i * len(labels) // n]
+        rows.append([polarity, str(1_000_000 + i), "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY",
+                     f"user{i % 97}", tweet(rng, pools[polarity])])
+    return rows
+
+
+def to_csv_bytes(rows: list[list[str]]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode("latin-1")
+
+
+def make_s140_zip(path: Path, n_train: int = 400, n_test: int = 60, seed: int = 0,
+                  train_bytes: bytes | None = None, with_test: bool = True) -> Path:
+    """A zip shaped like the official ``trainingandtestdata.zip``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("training.1600000.processed.noemoticon.csv",
+                    train_bytes if train_bytes is not None else to_csv_bytes(s140_rows(n_train, seed)))
+        if with_test:
+            test = s140_rows(n_test, seed + 1, labels=("0", "2", "4"))
+            for i, row in enumerate(test):
+                row[1] = str(14_000 + i)
+            zf.writestr("testdata.manual.2009.06.14.csv", to_csv_bytes(test))
+    return path
