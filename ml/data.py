@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import html
 import io
+import itertools
 import json
 import logging
 import sys
@@ -169,36 +170,44 @@ def read_labelled(path: Path, text_column: str = "text", label_column: str = "la
     texts: list[str] = []
     raw_labels: list[str] = []
     try:
-        with opener(path, "rt", encoding="utf-8", errors="strict", newline="") as fh:
-            rows = _rows(fh, path.name, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else 0)
-            first = next(rows, None)
-            if first is None:
-                raise DataError(f"{path.name}: the file is empty")
-            _, header = first
-            names = [h.strip().lower() for h in header]
-            text_names = (text_column.lower(), "tweet", "text")
-            label_names = (label_column.lower(), "polarity", "sentiment", "label")
-            if any(n in names for n in text_names) and any(n in names for n in label_names):
-                ti = next(names.index(n) for n in text_names if n in names)
-                li = next(names.index(n) for n in label_names if n in names)
-                ii = names.index("id") if "id" in names else None
-                body = rows
-            else:
-                width = len(header)
-                if width not in (2, 3):
-                    raise DataError(f"{path.name}: line 1: no header with '{text_column}' and '{label_column}', "
-                                    f"and {width} columns is neither 'label,text' nor 'id,label,text'")
-                ii, li, ti = (0, 1, 2) if width == 3 else (None, 0, 1)
-                body = iter([first, *rows])
-            need = max(i for i in (ii, li, ti) if i is not None) + 1
-            for line, row in body:
-                if len(row) < need:
-                    raise DataError(f"{path.name}: line {line}: expected at least {need} columns, got {len(row)}")
-                ids.append(row[ii] if ii is not None else str(len(ids)))
-                raw_labels.append(row[li])
-                texts.append(html.unescape(row[ti]))
+        with opener(path, "rb") as raw:
+            data = raw.read()
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise DataError(f"{path.name}: truncated or corrupt gzip file ({exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path.name}: line {line}: undecodable bytes, not UTF-8 ({exc.reason})") from None
+    del data
+    with io.StringIO(text, newline="") as fh:
+        rows = _rows(fh, path.name, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else 0)
+        first = next(rows, None)
+        if first is None:
+            raise DataError(f"{path.name}: the file is empty")
+        _, header = first
+        names = [h.strip().lower() for h in header]
+        text_names = (text_column.lower(), "tweet", "text")
+        label_names = (label_column.lower(), "polarity", "sentiment", "label")
+        if any(n in names for n in text_names) and any(n in names for n in label_names):
+            ti = next(names.index(n) for n in text_names if n in names)
+            li = next(names.index(n) for n in label_names if n in names)
+            ii = names.index("id") if "id" in names else None
+            body = rows
+        else:
+            width = len(header)
+            if width not in (2, 3):
+                raise DataError(f"{path.name}: line 1: no header with '{text_column}' and '{label_column}', "
+                                f"and {width} columns is neither 'label,text' nor 'id,label,text'")
+            ii, li, ti = (0, 1, 2) if width == 3 else (None, 0, 1)
+            body = itertools.chain([first], rows)
+        need = max(i for i in (ii, li, ti) if i is not None) + 1
+        for line, row in body:
+            if len(row) < need:
+                raise DataError(f"{path.name}: line {line}: expected at least {need} columns, got {len(row)}")
+            ids.append(row[ii] if ii is not None else str(len(ids)))
+            raw_labels.append(row[li])
+            texts.append(html.unescape(row[ti]))
     if not texts:
         raise DataError(f"{path.name}: no data rows")
     mapping = _label_map(set(raw_labels), path.name)
