@@ -70,8 +70,12 @@ def _rows(fh: io.TextIOBase, where: str, **fmt: Any) -> Iterator[tuple[int, list
 
 def parse_sentiment140(fh: io.TextIOBase, where: str, allowed: set[str]) -> dict[str, list]:
     """Parse one Sentiment140 csv strictly into columns; labels as names."""
+    from tqdm import tqdm
+
     cols: dict[str, list] = {"id": [], "date": [], "user": [], "text": [], "label": []}
-    for line, row in _rows(fh, where):
+    rows = tqdm(_rows(fh, where), desc=f"parsing {where.rsplit(':', 1)[-1]}", unit=" rows", mininterval=1.0,
+                disable=None, leave=False)
+    for line, row in rows:
         if len(row) != 6:
             raise DataError(f"{where}: line {line}: expected 6 columns ({','.join(S140_COLUMNS)}), got {len(row)}")
         polarity, tweet_id, date, _query, user, text = row
