@@ -40,6 +40,11 @@ FAMILIES: dict[str, str] = {
     "logreg": "ml.models.classical:LogRegPredictor",
     "linearsvc": "ml.models.classical:LinearSVCPredictor",
     "multinomialnb": "ml.models.classical:MultinomialNBPredictor",
+    "gru": "ml.models.rnn:GRUPredictor",
+    "lstm": "ml.models.rnn:LSTMPredictor",
+    "bert": "ml.models.transformer:BertPredictor",
+    "roberta": "ml.models.transformer:RobertaPredictor",
+    "minilm": "ml.models.transformer:MiniLMPredictor",
 }
 
 

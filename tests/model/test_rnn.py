@@ -1,0 +1,122 @@
+"""The recurrent family: vocabulary layout, training on a tiny fixture, 3 classes, save/load."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import string
+
+import numpy as np
+import pytest
+from fixtures import NEGATIVE, NEUTRAL, POSITIVE, tweet
+
+from ml.predictor import BINARY_LABELS, TERNARY_LABELS, load_predictor
+
+pytest.importorskip("tensorflow")
+
+SMALL = {"embedding_dim": 16, "units": 8, "top_units": 8, "batch_size": 32, "learning_rate": 0.01,
+         "patience": 3, "not_an_option": "ignored"}
+
+
+def words(n: int) -> list[str]:
+    """``n`` distinct letter-only words (the cleaner drops digits), in alphabetical order."""
+    out = ("".join(p) for k in itertools.count(3) for p in itertools.product(string.ascii_lowercase, repeat=k))
+    return list(itertools.islice(out, n))
+
+
+def dataset(n: int, pools: dict[str, list[str]], seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    names = list(pools)
+    labels = [names[i % len(names)] for i in range(n)]
+    return [tweet(rng, pools[label]) for label in labels], labels
+
+
+def test_vocabulary_layout_pad_oov_buckets_and_10501_rows():
+    from ml.models.rnn import EMBEDDING_ROWS, GRUPredictor, build_models, build_vocabulary
+
+    vocab_words = words(10_200)
+    # The first 10,000 words appear twice, the last 200 once: exactly the first 10,000 make the vocabulary.
+    tokens = [[w] for w in vocab_words[:10_000]] * 2 + [[w] for w in vocab_words[10_000:]]
+    vocabulary = build_vocabulary(tokens)
+    assert vocabulary == vocab_words[:10_000]
+
+    defaults = GRUPredictor()
+    assert (defaults.embedding_dim, defaults.units, defaults.top_units, defaults.vocab_size) == (200, 100, 200, 10_000)
+    core, full = build_models(vocabulary, max_length=8, n_classes=2)
+    assert EMBEDDING_ROWS == 10_501
+    embedding = core.get_layer("embedding")
+    assert tuple(embedding.embeddings.shape) == (10_501, 200)
+    assert embedding.mask_zero
+    layer = full.get_layer("tokens")
+    assert layer.vocabulary_size() == 10_501
+
+    rare, unseen = vocab_words[10_000], "qwertyuiop"
+    ids = layer(np.array(["", vocab_words[0], vocab_words[9_999], rare, unseen, unseen,
+                          f"{vocab_words[0]} {vocab_words[1]}", " ".join(vocab_words[:20])], dtype=object)).numpy()
+    assert ids.shape == (8, 8)
+    assert (ids[0] == 0).all()                                     # empty text: all padding
+    assert ids[1, 0] == 501 and (ids[1, 1:] == 0).all()            # most frequent token: first vocabulary row
+    assert ids[2, 0] == 10_500                                     # 10,000th token: last row
+    assert 1 <= ids[3, 0] <= 500                                   # outside the top 10,000: an OOV bucket
+    assert 1 <= ids[4, 0] <= 500 and ids[4, 0] == ids[5, 0]        # an unseen token always hashes the same
+    assert list(ids[6, :3]) == [501, 502, 0]                       # right-padded with 0
+    assert (ids[7] == np.arange(501, 509)).all()                   # truncated to max_length
+
+    buckets = layer(np.array(words(20_000)[-2_000:], dtype=object)).numpy()[:, 0]
+    assert buckets.min() >= 1 and buckets.max() <= 500
+    assert len(set(buckets.tolist())) > 400                        # 2,000 OOV words spread over the buckets
+
+
+@pytest.mark.slow
+def test_gru_trains_predicts_and_roundtrips(settings, tmp_path):
+    from ml.models.rnn import MODEL_FILE, GRUPredictor
+
+    texts, labels = dataset(320, {"positive": POSITIVE, "negative": NEGATIVE})
+    predictor = GRUPredictor.from_options(settings, {**SMALL, "epochs": 6})
+    facts = predictor.fit(texts[:256], labels[:256], val_texts=texts[256:], val_labels=labels[256:])
+
+    assert predictor.labels == BINARY_LABELS
+    losses = facts["history"]["loss"]
+    assert losses[-1] < losses[0] * 0.8, losses
+    assert facts["history"]["val_accuracy"][-1] > 0.8
+    assert facts["max_length"] >= 4
+
+    probe_pos = ["I love this so much", "what a great day", "so happy right now!!"]
+    probe_neg = ["I hate this so much", "what a terrible day", "so sad right now"]
+    proba = predictor.predict_proba(probe_pos + probe_neg + ["", "http://t.co/x @bob"])
+    assert proba.shape == (8, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert proba[:3, 1].min() > proba[3:6, 1].max()                # learned direction, not a constant
+    assert predictor.predict_proba([]).shape == (0, 2)
+    many = predictor.predict_proba(probe_pos * 700)                # more than one prediction chunk
+    assert many.shape == (2_100, 2) and np.allclose(many[0], many[-3])
+
+    path = predictor.save(tmp_path / "gru")
+    assert sorted(p.name for p in path.iterdir()) == sorted([MODEL_FILE, "predictor.json"])
+    loaded = load_predictor(path)
+    assert type(loaded) is GRUPredictor and loaded.labels == BINARY_LABELS
+    probe = probe_pos + probe_neg + ["", "zzzz qqqq"]
+    np.testing.assert_array_equal(loaded.predict_proba(probe), predictor.predict_proba(probe))
+
+
+@pytest.mark.slow
+def test_lstm_three_classes(settings, tmp_path):
+    from ml.models.rnn import LSTMPredictor
+
+    texts, labels = dataset(300, {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}, seed=1)
+    predictor = LSTMPredictor.from_options(settings, {**SMALL, "epochs": 8})
+    facts = predictor.fit(texts[:240], labels[:240], val_texts=texts[240:], val_labels=labels[240:])
+
+    assert predictor.labels == TERNARY_LABELS
+    assert predictor.model.output_shape == (None, 3)
+    losses = facts["history"]["loss"]
+    assert losses[-1] < losses[0] * 0.8, losses
+    proba = predictor.predict_proba(texts[240:])
+    assert proba.shape == (60, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    predicted = [TERNARY_LABELS[i] for i in proba.argmax(axis=1)]
+    assert np.mean([p == t for p, t in zip(predicted, labels[240:], strict=True)]) > 0.6
+
+    loaded = load_predictor(predictor.save(tmp_path / "lstm3"))
+    assert loaded.labels == TERNARY_LABELS
+    np.testing.assert_array_equal(loaded.predict_proba(texts[240:]), proba)

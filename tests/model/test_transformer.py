@@ -1,0 +1,257 @@
+"""The transformer family: batching, offline model resolution, fine-tuning, resume, 3 classes, save/load.
+
+Nothing here touches the network: the Hub is switched off (HF_HUB_OFFLINE=1 in conftest) and the training tests
+also block sockets. Training uses the all-MiniLM-L6-v2 checkpoint shipped in site-packages or a tiny randomly
+initialised BERT written to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+
+import numpy as np
+import pytest
+from fixtures import NEGATIVE, NEUTRAL, POSITIVE, tweet
+
+from ml.errors import ModelError
+from ml.lengths import coverage_of, covering_length
+from ml.predictor import BINARY_LABELS, TERNARY_LABELS, load_predictor
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+PROBE_POS = ["I love this so much", "what a great day", "so happy right now!!"]
+PROBE_NEG = ["I hate this so much", "what a terrible day", "so sad right now"]
+
+
+def dataset(n: int, pools: dict[str, list[str]], seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    names = list(pools)
+    labels = [names[i % len(names)] for i in range(n)]
+    return [tweet(rng, pools[label]) for label in labels], labels
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] or kwargs}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def empty_hf_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A 2-layer, 32-wide BERT with random weights and the MiniLM (bert-base-uncased) tokenizer, saved locally."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from ml.models.transformer import minilm_dir
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ fast tests
+def test_covering_length_covers_99_percent():
+    lengths = [10] * 980 + [20] * 15 + [90] * 5
+    assert covering_length(lengths) == 20
+    assert coverage_of(lengths, 20) >= 0.99 and coverage_of(lengths, 19) < 0.99
+    assert covering_length(lengths, multiple=8) == 24
+    assert covering_length([500] * 100, cap=128) == 128
+    assert covering_length([]) == 1
+
+
+def test_length_grouped_batches_cover_every_index_once_and_group_lengths():
+    from ml.models.transformer import length_grouped_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=1_000)
+    batches = length_grouped_batches(lengths, 32, seed=1, epoch=0, group=10)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1_000))
+    assert max(len(b) for b in batches) == 32
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    random_spread = np.mean([np.ptp(lengths[b]) for b in np.array_split(rng.permutation(1_000), 32)])
+    assert spread < random_spread / 4                      # grouped: far less padding than random batches
+
+    again = length_grouped_batches(lengths, 32, seed=1, epoch=0, group=10)
+    assert all((a == b).all() for a, b in zip(batches, again, strict=True))           # seeded
+    other = length_grouped_batches(lengths, 32, seed=1, epoch=1, group=10)
+    assert not all(len(a) == len(b) and (a == b).all() for a, b in zip(batches, other, strict=True))
+
+    ordered = np.concatenate(length_grouped_batches(lengths, 100, shuffle=False))
+    assert (np.diff(lengths[ordered]) >= 0).all()
+
+
+def test_make_batch_pads_to_a_multiple_of_8():
+    from ml.models.transformer import make_batch
+
+    seqs = [[101, 5, 102], [101, 5, 6, 7, 8, 9, 10, 11, 12, 102], [101, 102]]
+    ids, mask, y = make_batch(seqs, [0, 1, 2], pad_id=0, labels=[1, 0, 1])
+    assert ids.shape == mask.shape == (3, 16)
+    assert mask.sum(axis=1).tolist() == [3, 10, 2]
+    assert ids[0, :3].tolist() == [101, 5, 102] and (ids[0, 3:] == 0).all()
+    assert y.tolist() == [1, 0, 1]
+
+
+def test_families_defaults_and_options(settings):
+    from ml.models.transformer import BertPredictor, MiniLMPredictor, RobertaPredictor, minilm_dir
+    from ml.predictor import family_class
+
+    assert family_class("minilm") is MiniLMPredictor
+    minilm = MiniLMPredictor.from_options(settings, {"epochs": 1, "batch_size": 8, "max_length": 40, "junk": 1})
+    assert minilm.model_name == str(minilm_dir()) and (minilm_dir() / "config.json").is_file()
+    assert (minilm.config.epochs, minilm.config.batch_size, minilm.config.max_length) == (1, 8, 40)
+    bert = BertPredictor.from_options(settings, {})
+    assert bert.model_name == "bert-base-uncased"
+    assert (bert.config.learning_rate, bert.config.epochs, bert.config.seed) == (1e-5, 2, settings.seed)
+    assert RobertaPredictor.from_options(settings, {}).model_name == "roberta-base"
+    assert BertPredictor.from_options(settings, {"model_name": "/some/dir"}).model_name == "/some/dir"
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_hub_models_fail_offline_naming_the_offline_choices(family, settings, empty_hf_cache, no_network):
+    from ml.predictor import family_class
+
+    predictor = family_class(family).from_options(settings, {})
+    with pytest.raises(ModelError) as err:
+        predictor.fit(["good", "bad"], ["positive", "negative"])
+    message = str(err.value)
+    assert predictor.model_name in message and "minilm" in message and "--model-name" in message
+
+
+def test_missing_local_directory_is_a_model_error(settings):
+    from ml.models.transformer import BertPredictor
+
+    with pytest.raises(ModelError, match="no such model directory"):
+        BertPredictor.from_options(settings, {"model_name": "/no/such/model"}).fit(["a", "b"], ["positive", "negative"])
+
+
+# ---------------------------------------------------------------------------------------------- training
+@pytest.mark.slow
+def test_minilm_fine_tunes_offline_and_roundtrips(settings, tmp_path, no_network):
+    from ml.models.transformer import MiniLMPredictor
+
+    texts, labels = dataset(96, {"positive": POSITIVE, "negative": NEGATIVE})
+    predictor = MiniLMPredictor.from_options(settings, {"epochs": 3, "batch_size": 16, "learning_rate": 3e-4,
+                                                        "eval_every": 4, "progress": False})
+    facts = predictor.fit(texts[:64], labels[:64], val_texts=texts[64:], val_labels=labels[64:])
+
+    assert predictor.labels == BINARY_LABELS
+    assert facts["steps"] == 12 and facts["max_length"] % 8 == 0
+    losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
+    assert losses[-1] < losses[0], losses
+    assert facts["best"]["val_accuracy"] >= 0.75
+    assert not predictor.work_dir.exists()                          # checkpoints cleaned up after success
+
+    proba = predictor.predict_proba(PROBE_POS + PROBE_NEG + ["", "@bob http://t.co/x"])
+    assert proba.shape == (8, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert proba[:3, 1].min() > proba[3:6, 1].max()                 # learned direction, not a constant
+    assert predictor.predict_proba([]).shape == (0, 2)
+
+    path = predictor.save(tmp_path / "minilm")
+    names = {p.name for p in path.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "labels.json", "metrics.json",
+            "predictor.json"} <= names
+    assert json.loads((path / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
+    loaded = load_predictor(path)
+    assert loaded.family == "minilm" and loaded.config.max_length == facts["max_length"]
+    probe = PROBE_POS + PROBE_NEG + ["", "x" * 500]
+    np.testing.assert_allclose(loaded.predict_proba(probe), predictor.predict_proba(probe), rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_continues_the_step_count(settings, tmp_path, tiny_bert, no_network):
+    from ml.models.transformer import BertPredictor
+
+    texts, labels = dataset(64, {"positive": POSITIVE, "negative": NEGATIVE}, seed=2)
+    options = {"model_name": str(tiny_bert), "epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "eval_every": 3,
+               "save_every": 1, "progress": False}
+    data = (texts[:48], labels[:48])
+    val = {"val_texts": texts[48:], "val_labels": labels[48:]}
+
+    reference = BertPredictor.from_options(settings, {**options, "work_dir": tmp_path / "ref"})
+    reference.fit(*data, **val)
+    assert reference.metrics["steps"] == 12 and reference.metrics["resumed_from_step"] is None
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_5(state):
+        if state["step"] == 5:
+            raise Interrupt
+
+    first = BertPredictor.from_options(settings, {**options, "work_dir": tmp_path / "work"})
+    first.callbacks.append(stop_at_5)
+    with pytest.raises(Interrupt):
+        first.fit(*data, **val)
+    state = json.loads((tmp_path / "work" / "last" / "state.json").read_text())
+    assert state["step"] == 5
+
+    seen: list[int] = []
+    second = BertPredictor.from_options(settings, {**options, "work_dir": tmp_path / "work"})
+    second.callbacks.append(lambda s: seen.append(s["step"]))
+    facts = second.fit(*data, **val)
+    assert facts["resumed_from_step"] == 5 and facts["steps"] == 12
+    assert seen == list(range(6, 13))
+    # Same batches, optimizer state and dropout RNG: the resumed run ends where the uninterrupted one did.
+    np.testing.assert_allclose(second.predict_proba(texts[48:]), reference.predict_proba(texts[48:]), atol=1e-5)
+
+    # A checkpoint of a different run (other data) is not resumed.
+    third = BertPredictor.from_options(settings, {**options, "work_dir": tmp_path / "work", "max_steps": 4,
+                                                  "keep_work_dir": True})
+    third.callbacks.append(stop_at_5)
+    assert third.fit(texts[:40], labels[:40], **val)["resumed_from_step"] is None
+
+
+@pytest.mark.slow
+def test_three_class_head_when_neutral_labels_are_present(settings, tmp_path, tiny_bert, no_network):
+    from ml.models.transformer import BertPredictor
+
+    texts, labels = dataset(120, {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}, seed=3)
+    predictor = BertPredictor.from_options(settings, {"model_name": str(tiny_bert), "epochs": 8, "batch_size": 16,
+                                                      "learning_rate": 1e-2, "progress": False,
+                                                      "work_dir": tmp_path / "w"})
+    facts = predictor.fit(texts[:96], labels[:96], val_texts=texts[96:], val_labels=labels[96:])
+
+    assert predictor.labels == TERNARY_LABELS
+    assert predictor.model.config.num_labels == 3
+    losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
+    assert losses[-1] < losses[0] * 0.8, losses
+    assert facts["best"]["val_accuracy"] > 0.6                      # chance is 1/3
+    proba = predictor.predict_proba(texts[96:])
+    assert proba.shape == (24, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    loaded = load_predictor(predictor.save(tmp_path / "bert3"))
+    assert loaded.labels == TERNARY_LABELS
+    assert json.loads((tmp_path / "bert3" / "labels.json").read_text())["labels"] == list(TERNARY_LABELS)
+    np.testing.assert_allclose(loaded.predict_proba(texts[96:]), proba, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_train_command_path_saves_a_loadable_minilm(prepared, no_network):
+    from ml.train import train
+
+    result = train("minilm", prepared, max_samples=48, epochs=1, batch_size=16, progress=False, unknown=None)
+    loaded = load_predictor(result["path"])
+    assert result["family"] == "minilm" and loaded.labels == BINARY_LABELS
+    assert result["fit"]["steps"] == 3
+    assert loaded.predict_proba(["good day", ""]).shape == (2, 2)
