@@ -91,6 +91,11 @@ def train_cmd(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (neural families).")] = None,
     model_name: Annotated[str | None, typer.Option(help="Transformer checkpoint name or local directory.")] = None,
     max_length: Annotated[int | None, typer.Option(min=4, help="Sequence length; default measured to cover 99% of tweets.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Peak learning rate (neural families).")] = None,
+    grad_accum: Annotated[int | None, typer.Option(min=1, help="Gradient accumulation steps (transformers).")] = None,
+    compile_mode: Annotated[str | None, typer.Option(help="torch.compile mode on CUDA (transformers): 'default', or "
+                                                     "'reduce-overhead' for CUDA graphs (faster, not yet verified "
+                                                     "for a whole fit).")] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:
@@ -100,7 +105,8 @@ def train_cmd(
     if family not in FAMILIES:
         raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
     result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
-                   batch_size=batch_size, model_name=model_name, max_length=max_length)
+                   batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
+                   grad_accum=grad_accum, compile_mode=compile_mode)
     _emit(result)
 
 
@@ -120,6 +126,19 @@ def evaluate_cmd(
     board = evaluate(settings, max_samples=max_samples)
     _emit({"report": str(settings.reports_dir / "leaderboard.md"),
            "models": [{k: row[k] for k in ("model", "accuracy", "test_accuracy")} for row in board]})
+
+
+@app.command("package")
+def package_cmd(
+    model: Annotated[str | None, typer.Option(help="Model name under models/<run>/ or a family name. "
+                                              "Default: the best transformer by validation accuracy, "
+                                              "else the best model (needs `evaluate` first).")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
+) -> None:
+    """Put a trained model into the BentoML model store ($BENTOML_HOME) as tweet-sentiment:<version>."""
+    from serving.package import package_model
+
+    _emit(package_model(_settings(run_id=run_id), model))
 
 
 def main() -> None:
