@@ -14,7 +14,7 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install up down status train-classical test test-fast lint bench lock clean
+.PHONY: help install up down status airflow-env train-classical test test-fast lint bench lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -29,14 +29,17 @@ $(STAMP): requirements.lock requirements.in pyproject.toml
 
 install: $(STAMP) ## Create .venv and install pinned dependencies (idempotent; fast when up to date)
 
-up: install ## Set up and run the platform's main job on embedded defaults (see README)
-	$(PY) scripts/platform.py up
+up: install ## Set up and run the platform's main job on embedded defaults (ARGS="--retrain --families logreg,gru")
+	$(PY) scripts/platform.py up $(ARGS)
 
 down: ## Stop everything `make up` started
 	@test -x $(PY) && $(PY) scripts/platform.py down || true
 
 status: ## Show what `make up` started and where it listens
 	$(PY) scripts/platform.py status
+
+airflow-env: ## Print the exports that point the `airflow` CLI at the platform: eval "$(make -s airflow-env)"
+	@$(PY) scripts/platform.py env
 
 train-classical: install ## CLI only, no Airflow: download -> prepare -> train the classical family -> evaluate
 	$(PY) -m ml data download

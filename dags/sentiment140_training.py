@@ -1,0 +1,269 @@
+"""
+### Sentiment140 training
+
+Downloads Sentiment140, prepares one validated train/validation/test split, trains **one task per model
+family** (in parallel, up to `SENTIMENT_TRAIN_PARALLELISM` at a time, default: the CPU count), scores every
+model on the same data, picks the champion and packages it into the BentoML model store; `bentoml build` is
+optional.
+
+`plan → download → prepare → train[family] (one mapped task per family) → evaluate → leaderboard →
+select_champion → package → build_bento (optional) → finish`
+
+**Trigger form.** Pick the families (the classical three are the default and take minutes on two CPU cores;
+`gru`, `lstm` and the transformers `bert`, `roberta`, `minilm` take much longer on a CPU; `minilm` works offline,
+`bert`/`roberta` need their checkpoint in the local Hugging Face cache, the network, or a local folder as
+`model_name`), the training sample size, epochs, the transformer checkpoint, the Neutral band and the data URL
+(empty: the workers' `SENTIMENT140_URL`, else the official archive; a `file://` URL or a local path works offline).
+
+**The write-up's full settings** are one conf away (every family, all 1.28M training rows, the whole validation
+split, each family's default epochs):
+`{"families": ["logreg", "linearsvc", "multinomialnb", "gru", "lstm", "bert", "roberta", "minilm"],
+"max_samples": null, "eval_max_samples": null}`.
+
+**Where results go.** Everything a run writes is keyed by its run id (sanitised to `[A-Za-z0-9._-]`):
+`$SENTIMENT_HOME/models/<run>/<family>/`, `$SENTIMENT_HOME/reports/<run>/leaderboard.{json,md,png}` and
+`run.json` (the run's params, data version, champion, model tag and outcome). The prepared data is shared by
+all runs and versioned by its content hash (`data/processed/manifest.json`).
+
+**Failures.** A family that fails does not stop the others: evaluation, champion selection and packaging use the
+models that trained, then the `finish` task fails the run to make the missing family visible. Errors in the
+input (unknown family, bad data, invalid settings) fail at once without retries. Every task is idempotent, so
+any task can be cleared and re-run.
+
+**Assets.** `prepare` updates `sentiment140_prepared` and `package` updates `sentiment_champion_model`; their
+events carry the data version, the run id and the model tag, so later DAGs can be scheduled on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from ml.pipeline import DEFAULT_FAMILIES
+from ml.predictor import FAMILIES
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "sentiment140_training"
+#: The prepared splits (``data/processed``); event extra: data_version, rows, run_id, processed_dir.
+PREPARED_DATA = Asset(name="sentiment140_prepared", uri="x-sentiment://data/processed", group="sentiment")
+#: The champion in the BentoML model store; event extra: tag, model, family, run_id, data_version.
+CHAMPION_MODEL = Asset(name="sentiment_champion_model", uri="x-sentiment://bentoml/champion", group="sentiment")
+
+#: How many families train at once (each classical family uses one core; neural ones use all of them).
+TRAIN_PARALLELISM = max(1, int(os.environ.get("SENTIMENT_TRAIN_PARALLELISM") or os.cpu_count() or 1))
+#: Longest a family may train (a transformer on all 1.28M tweets takes far longer on a CPU than on a GPU).
+TRAIN_TIMEOUT = timedelta(hours=float(os.environ.get("SENTIMENT_TRAIN_TIMEOUT_HOURS") or 24))
+#: Optional retraining schedule (cron or preset such as "@weekly"); none by default: runs are triggered.
+SCHEDULE = os.environ.get("SENTIMENT_TRAINING_SCHEDULE") or None
+
+PARAMS = {
+    "families": Param(
+        list(DEFAULT_FAMILIES), type="array", items={"type": "string", "enum": list(FAMILIES)},
+        examples=list(FAMILIES), uniqueItems=True, minItems=1, title="Model families",
+        description="One training task per family, in parallel. The classical three train in minutes on two "
+                    "cores; neural families take much longer on a CPU.",
+        section="Models",
+    ),
+    "max_samples": Param(
+        50_000, type=["null", "integer"], minimum=10, title="Training sample size",
+        description="Train each family on a seeded, stratified sample of this many rows; empty: the whole "
+                    "training split (1.28M rows for the real data).",
+        section="Models",
+    ),
+    "epochs": Param(
+        None, type=["null", "integer"], minimum=1, title="Epochs (neural families)",
+        description="Empty: each neural family's default. Classical families ignore it.", section="Models",
+    ),
+    "model_name": Param(
+        None, type=["null", "string"], title="Transformer checkpoint",
+        description="A Hugging Face model name or a local folder for the transformer families; empty: each "
+                    "family's default. Offline machines need a local folder or a warm cache.",
+        section="Models",
+    ),
+    "eval_max_samples": Param(
+        20_000, type=["null", "integer"], minimum=10, title="Validation sample size",
+        description="Score on a stratified sample of the validation split; empty: all of it. The official test "
+                    "file is always scored in full.",
+        section="Evaluation",
+    ),
+    "neutral_low": Param(0.4, type="number", minimum=0, maximum=1, title="Neutral band: low",
+                         description="A binary model's P(positive) in [low, high] means Neutral.",
+                         section="Evaluation"),
+    "neutral_high": Param(0.6, type="number", minimum=0, maximum=1, title="Neutral band: high",
+                          description="Must not be below the low edge.", section="Evaluation"),
+    "data_url": Param(
+        None, type=["null", "string"], title="Data URL",
+        description="Sentiment140 archive: http(s)://, file:// or a local path on the workers. Empty: "
+                    "$SENTIMENT140_URL, else the official Stanford URL.",
+        section="Data",
+    ),
+    "build_bento": Param(False, type="boolean", title="Build a Bento",
+                         description="Also run `bentoml build` around the packaged champion.",
+                         section="Packaging"),
+}
+
+DEFAULT_ARGS = {
+    "owner": "sentiment",
+    "retries": 1,
+    "retry_delay": timedelta(seconds=30),
+    "execution_timeout": timedelta(minutes=30),
+}
+
+
+@contextmanager
+def _fail_fast_on_platform_errors():
+    """Errors the platform raises for bad input, data or settings fail the task at once: retrying cannot help."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml.errors import MLError
+
+    try:
+        yield
+    except MLError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _record_failure(context) -> None:
+    """Task failure callback: note the failed task (and family) in the run's ``run.json``."""
+    try:
+        from ml.pipeline import record_failure
+
+        ti = context["ti"]
+        plan = ti.xcom_pull(task_ids="plan")
+        if plan:
+            record_failure(plan, task_id=ti.task_id, map_index=ti.map_index, family=context.get("family"),
+                           error=repr(context.get("exception")))
+    except Exception:  # a callback must never hide the task's own error
+        log.exception("could not record the failure in run.json")
+
+
+@dag(
+    dag_id=DAG_ID,
+    dag_display_name="Sentiment140 training",
+    description="Download, prepare, train every family, evaluate, package the champion into BentoML.",
+    doc_md=__doc__,
+    schedule=SCHEDULE,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # runs share data/processed: one at a time
+    tags=["sentiment", "training", "bentoml"],
+    params=PARAMS,
+    default_args={**DEFAULT_ARGS, "on_failure_callback": _record_failure},
+)
+def sentiment140_training():
+    @task(execution_timeout=timedelta(minutes=2))
+    def plan() -> dict:
+        """Validate the params once and fix the run's folder (from the DAG run id)."""
+        from ml.pipeline import plan_run
+
+        context = get_current_context()
+        with _fail_fast_on_platform_errors():
+            return plan_run(dict(context["params"]), context["run_id"], dag_id=DAG_ID)
+
+    @task(execution_timeout=timedelta(minutes=1))
+    def families(plan: dict) -> list[str]:
+        """The families to train, one mapped `train` task each."""
+        return plan["families"]
+
+    @task(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=1))
+    def download(plan: dict) -> dict:
+        """Download and verify the archive (resumes, retries; a no-op when a valid copy is present)."""
+        from ml.pipeline import fetch_data
+
+        return fetch_data(plan)
+
+    @task(outlets=[PREPARED_DATA], execution_timeout=timedelta(hours=1))
+    def prepare(plan: dict, fetched: dict) -> dict:
+        """Parse, validate, deduplicate and split (a no-op when this archive is already prepared)."""
+        from ml.pipeline import prepare_data
+
+        with _fail_fast_on_platform_errors():
+            data = prepare_data(plan, fetched["archive"])
+        get_current_context()["outlet_events"][PREPARED_DATA].extra = {
+            "data_version": data["data_version"], "rows": data["rows"], "run_id": plan["run_id"],
+            "processed_dir": data["processed_dir"],
+        }
+        return data
+
+    @task(map_index_template="{{ family }}", max_active_tis_per_dagrun=TRAIN_PARALLELISM,
+          execution_timeout=TRAIN_TIMEOUT)
+    def train(plan: dict, data: dict, family: str) -> dict:
+        """Train one family; its model replaces any earlier one of this run."""
+        from ml.pipeline import train_family
+
+        get_current_context()["family"] = family  # names the mapped task in the UI
+        with _fail_fast_on_platform_errors():
+            return train_family(plan, family, data["data_version"])
+
+    @task(trigger_rule="all_done_min_one_success", execution_timeout=timedelta(hours=2))
+    def evaluate(plan: dict) -> list[dict]:
+        """Score every model this run saved (a failed family is simply absent) and write the leaderboard."""
+        from ml.pipeline import evaluate_run
+
+        with _fail_fast_on_platform_errors():
+            return evaluate_run(plan)
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def leaderboard(plan: dict) -> dict:
+        """Read back the leaderboard files and log the table."""
+        from ml.pipeline import read_leaderboard
+
+        with _fail_fast_on_platform_errors():
+            return read_leaderboard(plan)
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def select_champion(board: dict) -> dict:
+        """Pick the model to serve."""
+        from ml.pipeline import choose_champion
+
+        with _fail_fast_on_platform_errors():
+            return choose_champion(board["rows"])
+
+    @task(outlets=[CHAMPION_MODEL], execution_timeout=timedelta(minutes=30))
+    def package(plan: dict, champion: dict) -> dict:
+        """Put the champion into the BentoML model store (BENTOML_HOME)."""
+        from ml.pipeline import package_champion
+
+        with _fail_fast_on_platform_errors():
+            packaged = package_champion(plan, champion)
+        get_current_context()["outlet_events"][CHAMPION_MODEL].extra = {
+            "tag": str(packaged.get("tag")), "model": champion.get("model"), "family": champion.get("family"),
+            "run_id": plan["run_id"], "data_version": champion.get("data_version"),
+        }
+        return packaged
+
+    @task.run_if(lambda context: bool(context["params"].get("build_bento")), skip_message="build_bento is off")
+    @task(execution_timeout=timedelta(minutes=30))
+    def build_bento(plan: dict) -> str:
+        """`bentoml build` the service with the packaged champion."""
+        from ml.pipeline import build_bento as build
+
+        with _fail_fast_on_platform_errors():
+            return build(plan)
+
+    @task(trigger_rule="none_failed", execution_timeout=timedelta(minutes=2))
+    def finish(plan: dict) -> dict:
+        """Close the run's record; fail the run if a requested family has no model."""
+        from ml.pipeline import finish_run
+
+        with _fail_fast_on_platform_errors():
+            return finish_run(plan)
+
+    the_plan = plan()
+    data = prepare(the_plan, download(the_plan))
+    trained = train.partial(plan=the_plan, data=data).expand(family=families(the_plan))
+    scored = evaluate(the_plan)
+    trained >> scored
+    board = leaderboard(the_plan)
+    scored >> board
+    packaged = package(the_plan, select_champion(board))
+    bento = build_bento(the_plan)
+    packaged >> bento >> finish(the_plan)
+
+
+sentiment140_training()

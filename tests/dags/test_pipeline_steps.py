@@ -1,0 +1,121 @@
+"""The training pipeline's steps (``ml.pipeline``) without Airflow: run ids, validation, idempotency, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml.errors import ConfigError, DataError, ModelError
+from ml.pipeline import (
+    DEFAULT_FAMILIES,
+    check_data_version,
+    choose_champion,
+    evaluate_run,
+    fetch_data,
+    finish_run,
+    missing_families,
+    package_champion,
+    plan_run,
+    prepare_data,
+    read_leaderboard,
+    read_run_record,
+    record_failure,
+    run_id_from,
+    settings_for,
+    train_family,
+)
+from ml.settings import get_settings
+
+
+def test_run_id_from_dag_run_ids():
+    assert run_id_from("manual__2026-01-02T03:04:05.123+00:00") == "manual__2026-01-02T03_04_05.123_00_00"
+    assert run_id_from("scheduled__2026-01-02T00:00:00+00:00").startswith("scheduled__2026-01-02T00_00_00")
+    long_a, long_b = run_id_from("x" * 300 + "a"), run_id_from("x" * 300 + "b")
+    assert len(long_a) <= 128 and long_a != long_b
+    assert run_id_from("::++").startswith("run-") and run_id_from("::++") != run_id_from("::--")
+    for dag_run_id in ("manual__2026-01-02T03:04:05+00:00", "::++", "ü" * 200, "-lead"):
+        assert get_settings(run_id=run_id_from(dag_run_id)).run_id  # a valid run folder name
+    with pytest.raises(ConfigError):
+        run_id_from("")
+
+
+def test_plan_defaults_and_record(home):
+    plan = plan_run({}, "manual__2026-01-02T03:04:05+00:00", dag_id="d")
+    assert plan["families"] == list(DEFAULT_FAMILIES)
+    assert plan["run_id"] == "manual__2026-01-02T03_04_05_00_00"
+    assert plan["settings"]["home"] == str(home.resolve())
+    assert plan["train"] == {} and plan["eval_max_samples"] is None and plan["build_bento"] is False
+    record = read_run_record(settings_for(plan))
+    assert record["dag_run_id"] == "manual__2026-01-02T03:04:05+00:00" and record["status"] == "running"
+    assert settings_for(plan).reports_dir == home.resolve() / "reports" / plan["run_id"]
+
+
+def test_plan_takes_params(home):
+    plan = plan_run({"families": ["multinomialnb", "logreg", "logreg"], "max_samples": 100, "epochs": 2,
+                     "model_name": "/m", "neutral_low": 0.3, "neutral_high": 0.7, "data_url": "file:///x.zip",
+                     "eval_max_samples": 50, "build_bento": True}, "r1")
+    assert plan["families"] == ["multinomialnb", "logreg"]
+    assert plan["train"] == {"max_samples": 100, "epochs": 2, "model_name": "/m"}
+    settings = settings_for(plan)
+    assert settings.neutral_band == (0.3, 0.7) and settings.data_url == "file:///x.zip"
+    assert plan["eval_max_samples"] == 50 and plan["build_bento"] is True
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"families": ["logreg", "nope"]}, "nope"),
+    ({"neutral_low": 0.8, "neutral_high": 0.2}, "neutral_low"),
+    ({"max_samples": "many"}, "max_samples"),
+    ({"max_samples": 0}, "max_samples"),
+    ({"epochs": 1.5}, "epochs"),
+])
+def test_plan_rejects_bad_params_naming_them(home, params, field):
+    with pytest.raises(ConfigError, match=field):
+        plan_run(params, "r1")
+
+
+def test_missing_families_and_failure_record(home):
+    plan = plan_run({"families": ["logreg", "multinomialnb"]}, "r2")
+    assert missing_families(plan, [{"model": "logreg", "family": "logreg"}]) == ["multinomialnb"]
+    record_failure(plan, task_id="train", map_index=1, family="multinomialnb", error="boom")
+    record_failure(plan, task_id="train", map_index=1, family="multinomialnb", error="boom again")
+    failures = read_run_record(settings_for(plan))["failures"]
+    assert [f["error"] for f in failures] == ["boom", "boom again"] and failures[0]["family"] == "multinomialnb"
+
+
+def test_check_data_version(prepared):
+    manifest = json.loads((prepared.processed_dir / "manifest.json").read_text())
+    check_data_version(prepared, manifest["data_version"])
+    with pytest.raises(DataError, match="changed during this run"):
+        check_data_version(prepared, "0123456789ab")
+
+
+@pytest.mark.slow
+def test_steps_end_to_end_idempotent_and_a_failed_family_is_reported(home, s140_zip):
+    plan = plan_run({"families": ["logreg", "multinomialnb"], "data_url": s140_zip.as_uri()}, "manual__e2e")
+    fetched = fetch_data(plan)
+    assert fetch_data(plan) == fetched  # already valid: nothing to do
+    data = prepare_data(plan, fetched["archive"])
+    assert prepare_data(plan, fetched["archive"])["data_version"] == data["data_version"]
+    trained = train_family(plan, "logreg", data["data_version"])
+    assert trained["run_id"] == "manual__e2e" and trained["data_version"] == data["data_version"]
+    # multinomialnb "failed": the others are still evaluated, packaged, and the run reports it
+    rows = evaluate_run(plan)
+    assert [r["model"] for r in rows] == ["logreg"]
+    board = read_leaderboard(plan)
+    assert board["rows"] == rows
+    champion = choose_champion(board["rows"])
+    first = package_champion(plan, champion)
+    again = package_champion(plan, champion)  # a re-run: same entry, no duplicate in the store
+    assert again["tag"] == first["tag"] and first["run_id"] == "manual__e2e"
+    versions = [p for p in (home / "bentoml" / "models" / "tweet-sentiment").iterdir() if p.name != "latest"]
+    assert len(versions) == 1
+    with pytest.raises(ModelError, match="multinomialnb"):
+        finish_run(plan)
+    record = read_run_record(settings_for(plan))
+    assert record["status"] == "failed" and record["failed_families"] == ["multinomialnb"]
+    assert record["model_tag"] == first["tag"] and record["champion"] == "logreg"
+
+    train_family(plan, "multinomialnb", data["data_version"])  # the family is fixed and re-run
+    evaluate_run(plan)
+    assert finish_run(plan)["status"] == "success"

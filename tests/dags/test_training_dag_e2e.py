@@ -1,0 +1,147 @@
+"""The training DAG for real: ``airflow dags test`` on a fresh migrated SQLite DB and the fixture archive, ending
+with the packaged champion answering through a real ``bentoml serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+
+import pytest
+from airflow_harness import BIN, ROOT, airflow_env, asset_events, dags_test, free_port, tail
+
+from ml.pipeline import run_id_from
+from ml.predictor import FAMILIES
+
+pytestmark = pytest.mark.slow
+DAG_ID = "sentiment140_training"
+LABELS = {"Positive", "Negative", "Neutral"}
+
+
+def _record(home):
+    (path,) = (home / "reports").glob("*/run.json")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def serve():
+    """Start ``bentoml serve`` for a tag of a store; stop its whole session afterwards."""
+    procs = []
+
+    def start(bentoml_home, tag, port):
+        env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "SENTIMENT_MODEL_TAG": tag,
+               "BENTOML_DO_NOT_TRACK": "True", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:TweetSentiment", "--host",
+                                 "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, request, serve, monkeypatch):
+    home = tmp_path / "home"
+    families = ["logreg", "multinomialnb"]
+    conf = {"families": families, "max_samples": None, "eval_max_samples": None, "data_url": s140_zip.as_uri(),
+            "build_bento": True}
+    if "bert" in FAMILIES:  # the neural issue's transformer family, with a tiny randomly initialised BERT
+        conf.update(families=[*families, "bert"], model_name=str(request.getfixturevalue("tiny_transformer")),
+                    epochs=1)
+    started = time.monotonic()
+    done = dags_test(airflow_env(home, airflow_home), DAG_ID, conf, log=tmp_path / "dags_test.log")
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, tail(done.stdout + done.stderr)
+    print(f"airflow dags test {DAG_ID} ({', '.join(conf['families'])}): {seconds:.0f}s")
+
+    record = _record(home)
+    run_id = record["run_id"]
+    assert run_id == run_id_from(record["dag_run_id"])  # artifacts are traceable to the DAG run id
+    assert record["status"] == "success" and record["failed_families"] == []
+    assert sorted(record["models"]) == sorted(conf["families"])
+    board = json.loads((home / "reports" / run_id / "leaderboard.json").read_text())
+    assert sorted(row["model"] for row in board) == sorted(conf["families"])
+    assert {row["run_id"] for row in board} == {run_id}
+    for family in conf["families"]:
+        meta = json.loads((home / "models" / run_id / family / "predictor.json").read_text())
+        assert meta["run_id"] == run_id and meta["data_version"] == record["data_version"]
+    assert (home / "reports" / run_id / "leaderboard.md").is_file()
+    name, version = record["bento_tag"].split(":")
+    assert (home / "bentoml" / "bentos" / name / version / "bento.yaml").is_file()  # the optional `bentoml build`
+
+    prepared = asset_events(airflow_home, "sentiment140_prepared")[-1]
+    assert prepared["data_version"] == record["data_version"] and prepared["run_id"] == run_id
+    champion_event = asset_events(airflow_home, "sentiment_champion_model")[-1]
+    assert champion_event["tag"] == record["model_tag"] and champion_event["run_id"] == run_id
+    assert champion_event["model"] == record["champion"]
+
+    # the packaged champion answers through a real `bentoml serve`, reached with the platform's hook
+    from sentiment_platform.hooks import BentoMLHook
+    from sentiment_platform.sensors import BentoMLReadySensor
+
+    port = free_port()
+    proc = serve(home / "bentoml", record["model_tag"], port)
+    monkeypatch.setenv("AIRFLOW_CONN_BENTOML_DEFAULT", f"http://127.0.0.1:{port}")
+    hook = BentoMLHook(timeout=30)
+    try:
+        hook.wait_until_ready(timeout=180)
+    except Exception:
+        proc.terminate()
+        pytest.fail("bentoml serve did not become ready:\n" + tail(proc.communicate(timeout=30)[0].decode()))
+    assert BentoMLReadySensor(task_id="ready").poke({}) is True
+    answers = hook.classify(["I love this so much", "I hate this so much", "what a great day"])
+    assert len(answers) == 3
+    assert {a["label"] for a in answers} <= LABELS
+    assert {a["model"] for a in answers} == {record["model_tag"]}
+    if record["champion"] in ("logreg", "multinomialnb"):  # a real model of the fixture's clear examples
+        assert [a["label"] for a in answers] == ["Positive", "Negative", "Positive"]
+
+
+BROKEN_FAMILY = '''
+from ml.errors import ModelError
+from ml.models.classical import LogRegPredictor
+
+
+class BrokenPredictor(LogRegPredictor):
+    family = "broken"
+
+    def fit(self, *args, **kwargs):
+        raise ModelError("injected failure: this family cannot train")
+'''
+
+
+def test_a_failed_family_keeps_the_others(airflow_home, tmp_path, s140_zip):
+    """One family fails (a test-only family registered at interpreter start): the others are evaluated and the
+    champion packaged; the run fails and says which family; the deterministic error is not retried."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "broken_family.py").write_text(textwrap.dedent(BROKEN_FAMILY))
+    (inject / "sitecustomize.py").write_text(
+        "from ml.predictor import FAMILIES\nFAMILIES['broken'] = 'broken_family:BrokenPredictor'\n")
+    home = tmp_path / "home"
+    env = airflow_env(home, airflow_home, PYTHONPATH=str(inject))
+    conf = {"families": ["logreg", "broken"], "max_samples": None, "data_url": s140_zip.as_uri()}
+    done = dags_test(env, DAG_ID, conf, log=tmp_path / "dags_test.log")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, tail(output)  # the run is marked failed ...
+
+    record = _record(home)
+    assert record["status"] == "failed" and record["failed_families"] == ["broken"]
+    assert record["champion"] == "logreg" and record["model_tag"].startswith("tweet-sentiment:")  # ... but served
+    board = json.loads((home / "reports" / record["run_id"] / "leaderboard.json").read_text())
+    assert [row["model"] for row in board] == ["logreg"]
+    assert (home / "models" / record["run_id"] / "logreg" / "predictor.json").is_file()
+    (failure,) = [f for f in record["failures"] if f["task_id"] == "train"]
+    assert failure["family"] == "broken" and "injected failure" in failure["error"]
+    assert output.count("[DAG TEST] starting task_id=train") == 2, "the broken family was retried"
