@@ -23,6 +23,11 @@ $(STAMP): requirements.lock requirements.in pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=25" "setuptools>=69" wheel
 	$(PY) -m pip install -c requirements.lock -r requirements.in
+	@# The Spark provider pulls pyspark-client 4.2, which shares the pyspark/ folder and overwrites pyspark 4.3's
+	@# Python files while the 4.3 JARs stay: put pyspark's own files back and check that both halves agree.
+	$(PY) -m pip install -q --no-deps --force-reinstall -c requirements.lock pyspark
+	$(PY) -c "import pyspark, pathlib; v = pyspark.__version__; jars = pathlib.Path(pyspark.__file__).parent / 'jars'; \
+	  assert list(jars.glob(f'spark-core_*-{v}.jar')), f'pyspark {v} Python files do not match its JARs'"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
 	@rm -f $(VENV)/.installed-* && touch $@

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from platform_harness import SCRIPT, clean_env, free_port
+from platform_harness import SCRIPT, clean_env, free_port, load_platform_script
 
 pytestmark = pytest.mark.slow
 
@@ -26,19 +25,6 @@ def get(url: str, body: dict | None = None) -> tuple[int, str]:
         return exc.code, exc.read().decode()
     except OSError:
         return 0, ""
-
-
-def session_members(sid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z" and int(fields[3]) == sid:
-                members.append(int(entry.name))
-    return members
 
 
 def run(env, *args, timeout=900):
@@ -98,7 +84,7 @@ def test_up_twice_status_down(tmp_path, s140_zip):
     assert down.returncode == 0, down.stdout + down.stderr
     assert records, "up recorded no processes"
     for record in records:
-        assert session_members(record["pid"]) == [], f"{record['cmd']} left processes behind"
+        assert load_platform_script()._session_members(record["pid"]) == [], f"{record['cmd']} left processes behind"
     for port in (airflow_port, service_port):
         assert get(f"http://127.0.0.1:{port}/")[0] == 0, f"port {port} still answers"
     assert not list((home / "run").glob("*.json"))
