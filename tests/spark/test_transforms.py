@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -35,6 +36,9 @@ def spark():
                .getOrCreate())
     yield session
     session.stop()
+    # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after pytest closed
+    # the captured streams: keep its INFO records out so the run ends on pytest's own summary line.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def test_clean_parity_with_training_cleaner(spark):
