@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml.data import load_split, read_manifest
 from ml.errors import ModelError
-from ml.predictor import DISPLAY, decide, load_predictor
+from ml.predictor import DISPLAY, decide, load_predictor, read_meta
 from ml.train import trained_models
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
     for name in names:
         path = settings.models_dir / name
         predictor = load_predictor(path)
-        meta = json.loads((path / "predictor.json").read_text())
+        meta = read_meta(path)
         if meta.get("data_version") != manifest["data_version"]:
             log.warning("%s was trained on data version %s, scoring on %s",
                         name, meta.get("data_version"), manifest["data_version"])

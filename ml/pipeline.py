@@ -18,13 +18,14 @@ Driving it by hand::
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,16 +176,16 @@ def evaluate_run(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def read_leaderboard(plan: Mapping[str, Any]) -> dict[str, Any]:
     """The run's leaderboard: its rows (best first) and where its files are."""
+    from serving.package import read_leaderboard as read_rows
+
     settings = settings_for(plan)
-    path = settings.reports_dir / "leaderboard.json"
-    if not path.is_file():
-        raise ModelError(f"no leaderboard at {path}: the run's evaluate step has not finished")
-    rows = json.loads(path.read_text())
+    rows = read_rows(settings)
     if not rows:
-        raise ModelError(f"{path} lists no models")
+        raise ModelError(f"{settings.reports_dir / 'leaderboard.json'} lists no models")
     md = settings.reports_dir / "leaderboard.md"
     log.info("leaderboard of run %s:\n%s", settings.run_id, md.read_text() if md.is_file() else rows)
-    return {"rows": rows, "json": str(path), "markdown": str(md), "png": str(settings.reports_dir / "leaderboard.png")}
+    return {"rows": rows, "json": str(settings.reports_dir / "leaderboard.json"), "markdown": str(md),
+            "png": str(settings.reports_dir / "leaderboard.png")}
 
 
 def choose_champion(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -270,12 +271,8 @@ def finish_run(plan: Mapping[str, Any]) -> dict[str, Any]:
 def record_failure(plan: Mapping[str, Any], *, task_id: str, map_index: int = -1, family: str | None = None,
                    error: str = "") -> dict[str, Any]:
     """Append a failed task (and its family) to the run's record; the history survives later retries."""
-    settings = settings_for(plan)
-    path = settings.reports_dir / RUN_RECORD
-    failures = (json.loads(path.read_text()) if path.is_file() else {}).get("failures", [])
-    failures.append({"task_id": task_id, "map_index": map_index, "family": family, "error": error[:2000],
-                     "at": _now()})
-    return _update_record(settings, {"failures": failures})
+    failure = {"task_id": task_id, "map_index": map_index, "family": family, "error": error[:2000], "at": _now()}
+    return _update_record(settings_for(plan), lambda record: {"failures": [*record.get("failures", []), failure]})
 
 
 def read_run_record(settings: Settings) -> dict[str, Any] | None:
@@ -311,16 +308,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _update_record(settings: Settings, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``fields`` into the run's record, written atomically."""
+def _update_record(settings: Settings, fields: Mapping[str, Any] | Callable[[dict], Mapping[str, Any]]) -> dict:
+    """Merge ``fields`` (or ``fields(record)``) into the run's record, written atomically.
+
+    The read-modify-write holds an exclusive lock, so parallel tasks (mapped training tasks failing at the same
+    moment) never lose each other's updates.
+    """
     path = settings.reports_dir / RUN_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = json.loads(path.read_text()) if path.is_file() else {}
-    record.update(fields)
-    fd, tmp = tempfile.mkstemp(prefix=f".{RUN_RECORD}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=2, default=str)
-    os.replace(tmp, path)
+    with open(path.with_name(f".{RUN_RECORD}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        record.update(fields(record) if callable(fields) else fields)
+        fd, tmp = tempfile.mkstemp(prefix=f".{RUN_RECORD}.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh, indent=2, default=str)
+        os.replace(tmp, path)
     return record
 
 

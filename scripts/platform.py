@@ -47,10 +47,11 @@ from typing import Any
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from ml.pipeline import DEFAULT_FAMILIES  # noqa: E402  (the DAG's default families, one definition)
+
 BIN = Path(sys.executable).parent  # the virtualenv's bin/: airflow, bentoml
 DAG_ID = "sentiment140_training"
 SERVICE = "serving.service:TweetSentiment"
-DEFAULT_FAMILIES = ("logreg", "linearsvc", "multinomialnb")
 COMPONENTS = ("service", "airflow")  # stop order
 FINISHED = {"success", "failed"}
 
@@ -60,18 +61,22 @@ class PlatformError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------- config
-def _home() -> Path:
-    return Path(os.environ.get("SENTIMENT_HOME") or Path.home() / "sentiment-platform").expanduser().resolve()
+def _settings():
+    """The platform's settings (``ml.settings``): one definition of the artifacts root and the model store."""
+    from ml.settings import get_settings
+
+    return get_settings()
 
 
 class Layout:
     """Where everything of the platform lives, and on which ports it listens."""
 
     def __init__(self, airflow_port: int | None = None, service_port: int | None = None) -> None:
-        self.home = _home()
+        settings = _settings()
+        self.home = settings.home
         self.run_dir = self.home / "run"
         self.airflow_home = self.home / "airflow"
-        self.bentoml_home = Path(os.environ.get("BENTOML_HOME") or self.home / "bentoml")
+        self.bentoml_home = settings.bentoml_home
         self.passwords = self.airflow_home / "passwords.json"
         self.user = os.environ.get("SENTIMENT_AIRFLOW_USER") or "admin"
         self.airflow_port = airflow_port or int(os.environ.get("SENTIMENT_AIRFLOW_PORT") or 8080)

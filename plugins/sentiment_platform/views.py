@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from pathlib import Path
 
@@ -26,8 +25,9 @@ app = FastAPI(title="Sentiment platform reports", docs_url=None, redoc_url=None,
 
 
 def reports_root() -> Path:
-    home = os.environ.get("SENTIMENT_HOME") or str(Path.home() / "sentiment-platform")
-    return Path(home).expanduser() / "reports"
+    from ml.settings import get_settings
+
+    return get_settings().home / "reports"
 
 
 def runs_with_leaderboard() -> list[str]:

@@ -119,3 +119,25 @@ def test_steps_end_to_end_idempotent_and_a_failed_family_is_reported(home, s140_
     train_family(plan, "multinomialnb", data["data_version"])  # the family is fixed and re-run
     evaluate_run(plan)
     assert finish_run(plan)["status"] == "success"
+
+
+def _record_many(plan, worker: int, n: int) -> None:
+    for i in range(n):
+        record_failure(plan, task_id="train", map_index=worker, family=f"f{worker}", error=f"boom {i}")
+
+
+def test_parallel_failure_records_are_all_kept(home):
+    """Mapped train tasks fail in parallel processes: every failure must reach run.json (a locked update)."""
+    import multiprocessing
+
+    plan = plan_run({"families": ["logreg"]}, "manual__parallel")
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_record_many, args=(plan, w, 15)) for w in range(6)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(60)
+        assert p.exitcode == 0
+    failures = read_run_record(settings_for(plan))["failures"]
+    assert len(failures) == 6 * 15
+    assert {f["family"] for f in failures} == {f"f{w}" for w in range(6)}
