@@ -122,12 +122,11 @@ def settings_for(plan: Mapping[str, Any]) -> Settings:
 
 def fetch_data(plan: Mapping[str, Any]) -> dict[str, Any]:
     """Download and verify the run's data archive into the shared ``data/raw`` (a no-op when already valid)."""
-    from ml.download import download, file_digest
+    from ml.download import download
 
     settings = settings_for(plan)
     path = download(settings.data_url, settings.raw_dir, retries=settings.download_retries, progress=False)
-    sidecar = path.with_name(path.name + ".sha256")
-    sha = sidecar.read_text().split()[0] if sidecar.exists() else file_digest(path)
+    sha = path.with_name(path.name + ".sha256").read_text().split()[0]  # download() always writes the sidecar
     return {"archive": str(path), "sha256": sha, "data_url": settings.data_url}
 
 
