@@ -1,8 +1,9 @@
 """The one predictor interface every model family implements.
 
 A predictor maps raw tweet texts to class probabilities (it cleans them itself with :mod:`ml.text`, so callers
-never do), and saves to / loads from a directory. Evaluation, packaging, the service and the Spark job only
-use this interface and never branch on the family.
+never have to), and saves to / loads from a directory. Callers that already hold cleaned text (the service, the
+Spark job) call :meth:`Predictor.predict_proba_cleaned` and skip a second cleaning. Evaluation, packaging, the
+service and the Spark job only use this interface and never branch on the family.
 
 A saved predictor directory always holds ``predictor.json``::
 
@@ -60,7 +61,7 @@ def labels_for(label_values: Sequence[str]) -> tuple[str, ...]:
 class Predictor(ABC):
     """Texts in, class probabilities out; save/load by path.
 
-    Subclasses set ``family`` and implement :meth:`fit`, :meth:`predict_proba`, :meth:`_save` and
+    Subclasses set ``family`` and implement :meth:`fit`, :meth:`predict_proba_cleaned`, :meth:`_save` and
     :meth:`_load`. ``labels`` is the order of the probability columns.
     """
 
@@ -78,9 +79,15 @@ class Predictor(ABC):
     ) -> dict[str, Any]:
         """Train on raw texts and label names; return training facts (history, steps, ...)."""
 
-    @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities of shape ``(len(texts), len(self.labels))`` for raw texts."""
+        from ml.text import clean
+
+        return self.predict_proba_cleaned([clean(text) for text in texts])
+
+    @abstractmethod
+    def predict_proba_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
+        """Like :meth:`predict_proba`, for texts already cleaned with :func:`ml.text.clean` (not cleaned again)."""
 
     @abstractmethod
     def _save(self, path: Path) -> None:

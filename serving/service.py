@@ -135,8 +135,8 @@ class TweetSentiment:
     def score(self, texts: list[str]) -> list[Prediction]:
         """The shared logic of both APIs (an API must not call a batchable API of its own service).
 
-        Texts are cleaned here with :func:`ml.text.clean`, the training cleaner, and the model reads the cleaned
-        text (cleaning is idempotent, so a predictor that cleans again sees the same words).
+        Texts are cleaned once, here, with :func:`ml.text.clean` (the training cleaner): texts with nothing left
+        get the defined Neutral answer and the model reads the rest as cleaned text.
         """
         import numpy as np
 
@@ -147,7 +147,7 @@ class TweetSentiment:
         readable = [i for i, text in enumerate(cleaned) if text]
         answers = [Prediction(label="Neutral", p_positive=None, scores=None, model=self.tag)] * len(texts)
         if readable:
-            proba = self.predictor.predict_proba([cleaned[i] for i in readable])
+            proba = self.predictor.predict_proba_cleaned([cleaned[i] for i in readable])
             labels = decide(proba, self.labels, self.band)
             positive = self.labels.index("positive")
             three_class = len(self.labels) > 2

@@ -234,16 +234,16 @@ class _RecurrentPredictor(Predictor):
                                       input_signature=[tf.TensorSpec([None], tf.string)])
         return self._serve
 
-    def predict_proba(self, texts: Sequence[str]):
+    def predict_proba_cleaned(self, cleaned: Sequence[str]):
         import numpy as np
 
         if self.model is None:
             raise RuntimeError("model is not trained")
-        texts = list(texts)
+        texts = list(cleaned)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         serve = self._serving_function() if texts else None
         for start in range(0, len(texts), _PREDICT_CHUNK):
-            batch = np.array([clean(t) for t in texts[start:start + _PREDICT_CHUNK]], dtype=object)
+            batch = np.array(texts[start:start + _PREDICT_CHUNK], dtype=object)
             proba = np.asarray(serve(batch), dtype=np.float64)
             if len(self.labels) == 2:
                 proba = np.column_stack([1.0 - proba[:, 0], proba[:, 0]])

@@ -375,6 +375,23 @@ class TransformerPredictor(Predictor):
         enc = self.tokenizer(list(cleaned), truncation=True, max_length=max_length)["input_ids"]
         return [list(ids) for ids in enc]
 
+    def _truncate(self, seqs: list[list[int]], cleaned: Sequence[str], max_length: int) -> list[list[int]]:
+        """``seqs`` (encoded with a longer limit) as :meth:`_encode` would give them at ``max_length``.
+
+        With one special token at each end ([CLS] ... [SEP], <s> ... </s>) the tokenizer's truncation keeps the
+        first ``max_length - 2`` pieces and both ends, which is cut out of the longer encoding directly, sparing a
+        second tokenization of the whole corpus. Other layouts are re-encoded.
+        """
+        long = [i for i, ids in enumerate(seqs) if len(ids) > max_length]
+        if not long:
+            return seqs
+        if self.tokenizer.num_special_tokens_to_add(pair=False) != 2 or max_length < 2:
+            return self._encode(cleaned, max_length)
+        out = list(seqs)
+        for i in long:
+            out[i] = out[i][:max_length - 1] + out[i][-1:]
+        return out
+
     # --------------------------------------------------------------------------------------------- fit
     def fit(self, texts, labels, *, val_texts=None, val_labels=None) -> dict[str, Any]:
         import numpy as np
@@ -390,7 +407,7 @@ class TransformerPredictor(Predictor):
         seqs = self._encode(cleaned, cfg.max_length or cfg.max_length_cap)
         if cfg.max_length is None:
             cfg.max_length = covering_length([len(s) for s in seqs], multiple=PAD_MULTIPLE, cap=cfg.max_length_cap)
-            seqs = self._encode(cleaned, cfg.max_length) if any(len(s) > cfg.max_length for s in seqs) else seqs
+            seqs = self._truncate(seqs, cleaned, cfg.max_length)
         lengths = [len(s) for s in seqs]
         pairs = [(t, v) for t, v in zip(val_texts or [], val_labels or [], strict=True) if v in self.labels]
         has_val = bool(pairs)
@@ -558,17 +575,17 @@ class TransformerPredictor(Predictor):
         return loop.step
 
     # ------------------------------------------------------------------------------------------ predict
-    def predict_proba(self, texts: Sequence[str]):
+    def predict_proba_cleaned(self, cleaned: Sequence[str]):
         import numpy as np
 
         if self.model is None:
             raise RuntimeError("model is not trained")
-        texts = list(texts)
+        texts = list(cleaned)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float64)
         if self._loop is None:
             self._loop = TrainLoop(self.model, device=self.config.device, compile=False)
-        seqs = self._encode([clean(t) for t in texts], self.config.max_length or self.config.max_length_cap)
+        seqs = self._encode(texts, self.config.max_length or self.config.max_length_cap)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         logits = self._loop.predict_logits(seqs, pad_id, self.config.predict_batch_size).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)

@@ -35,6 +35,24 @@ def test_train_predict_save_load(family, tmp_path, settings):
     assert model.predict_proba([]).shape == (0, 2)
 
 
+RAW = ["I LOVE this!!! http://t.co/x @bob #Happy", "so sad :( #fail www.example.com", "", "@only_a_mention",
+       "Caf\u00e9 &amp; cr\u00e8me... 2nite?", "tabs\tand\nnewlines   too"]
+
+
+@pytest.mark.parametrize("family", CLASSICAL)
+def test_cleaned_entry_point_gives_the_raw_answers(family, settings):
+    """predict_proba_cleaned (what the service and the Spark job call) skips cleaning and agrees exactly."""
+    from ml.text import clean
+
+    texts, labels = _data()
+    model = family_class(family).from_options(settings, {})
+    model.fit(texts + RAW, labels + ["positive", "negative"] * 3)
+    np.testing.assert_array_equal(model.predict_proba_cleaned([clean(t) for t in RAW]), model.predict_proba(RAW))
+    # It does not clean: raw text through it reads differently (so the shortcut really is taken).
+    assert not np.array_equal(model.predict_proba_cleaned(RAW[:1]), model.predict_proba(RAW[:1]))
+    assert model.predict_proba_cleaned([]).shape == (0, 2)
+
+
 @pytest.mark.parametrize("family", CLASSICAL)
 def test_invariance_to_urls_and_mentions(family, settings):
     texts, labels = _data()

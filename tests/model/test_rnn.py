@@ -11,6 +11,7 @@ import pytest
 from fixtures import NEGATIVE, NEUTRAL, POSITIVE, tweet
 
 from ml.predictor import BINARY_LABELS, TERNARY_LABELS, load_predictor
+from ml.text import clean
 
 pytest.importorskip("tensorflow")
 
@@ -97,6 +98,8 @@ def test_gru_trains_predicts_and_roundtrips(settings, tmp_path):
     assert type(loaded) is GRUPredictor and loaded.labels == BINARY_LABELS
     probe = probe_pos + probe_neg + ["", "zzzz qqqq"]
     np.testing.assert_array_equal(loaded.predict_proba(probe), predictor.predict_proba(probe))
+    raw = ["@bob I LOVE this!!! http://t.co/x #Happy", "so SAD... www.example.com"]
+    np.testing.assert_array_equal(loaded.predict_proba_cleaned([clean(t) for t in raw]), loaded.predict_proba(raw))
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from fixtures import NEGATIVE, NEUTRAL, POSITIVE, tweet
 from ml.errors import ModelError
 from ml.lengths import coverage_of, covering_length
 from ml.predictor import BINARY_LABELS, TERNARY_LABELS, load_predictor
+from ml.text import clean
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -111,6 +112,23 @@ def test_make_batch_pads_to_a_multiple_of_8():
     assert y.tolist() == [1, 0, 1]
 
 
+def test_truncating_the_long_encoding_equals_encoding_short():
+    """fit tokenizes once at the cap and cuts to the measured length: exactly what a second encoding gives."""
+    from transformers import AutoTokenizer
+
+    from ml.models.transformer import MiniLMPredictor, minilm_dir
+    from ml.text import clean
+
+    predictor = MiniLMPredictor()
+    predictor.tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    texts = [clean(t) for t in [tweet(random.Random(i), POSITIVE + NEGATIVE) for i in range(50)]]
+    texts += ["", "a", "supercalifragilisticexpialidocious " * 20]
+    long = predictor._encode(texts, 128)
+    for max_length in (2, 3, 8, 16):
+        assert predictor._truncate(long, texts, max_length) == predictor._encode(texts, max_length), max_length
+    assert predictor._truncate(long, texts, 128) is long
+
+
 def test_families_defaults_and_options(settings):
     from ml.models.transformer import BertPredictor, MiniLMPredictor, RobertaPredictor, minilm_dir
     from ml.predictor import family_class
@@ -176,6 +194,8 @@ def test_minilm_fine_tunes_offline_and_roundtrips(settings, tmp_path, no_network
     assert loaded.family == "minilm" and loaded.config.max_length == facts["max_length"]
     probe = PROBE_POS + PROBE_NEG + ["", "x" * 500]
     np.testing.assert_allclose(loaded.predict_proba(probe), predictor.predict_proba(probe), rtol=0, atol=1e-6)
+    raw = ["@bob I LOVE this!!! http://t.co/x #Happy", "so SAD... www.example.com"]
+    np.testing.assert_array_equal(loaded.predict_proba_cleaned([clean(t) for t in raw]), loaded.predict_proba(raw))
 
 
 @pytest.mark.slow
