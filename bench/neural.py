@@ -45,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--models", default=",".join(MODELS), help=f"Comma-separated subset of {','.join(MODELS)}.")
     p.add_argument("--rnn-epochs", type=int, default=4, help="Maximum RNN epochs (early stopping, patience 1).")
     p.add_argument("--rnn-batch-size", type=int, default=256)
+    p.add_argument("--rnn-lr", type=float, default=None, help="RNN learning rate (default: the model's).")
+    p.add_argument("--rnn-dropout", type=float, default=None, help="RNN dropout (default: the model's).")
     p.add_argument("--minilm-epochs", type=int, default=1)
     p.add_argument("--minilm-batch-size", type=int, default=32)
     p.add_argument("--minilm-lr", type=float, default=5e-5, help="Peak learning rate of the MiniLM fine-tune.")
@@ -85,6 +87,8 @@ def build(name: str, args) -> Any:
 
         cls = GRUPredictor if name == "gru" else LSTMPredictor
         options = {"epochs": args.rnn_epochs, "batch_size": args.rnn_batch_size, "patience": 1}
+        options.update({k: v for k, v in (("learning_rate", args.rnn_lr), ("dropout", args.rnn_dropout))
+                        if v is not None})
         return cls(seed=args.seed, **options), options
     from ml.models.transformer import MiniLMPredictor, TrainConfig
 

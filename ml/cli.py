@@ -93,6 +93,8 @@ def train_cmd(
     max_length: Annotated[int | None, typer.Option(min=4, help="Sequence length; default measured to cover 99% of tweets.")] = None,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Peak learning rate (neural families).")] = None,
     grad_accum: Annotated[int | None, typer.Option(min=1, help="Gradient accumulation steps (transformers).")] = None,
+    dropout: Annotated[float | None, typer.Option(min=0.0, max=0.9, help="Dropout on embeddings and after each "
+                                                  "recurrent layer (GRU/LSTM; default 0, as in the write-up).")] = None,
     compile_mode: Annotated[str | None, typer.Option(help="torch.compile mode on CUDA (transformers): 'default', or "
                                                      "'reduce-overhead' for CUDA graphs (faster, not yet verified "
                                                      "for a whole fit).")] = None,
@@ -106,7 +108,7 @@ def train_cmd(
         raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
     result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
                    batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
-                   grad_accum=grad_accum, compile_mode=compile_mode)
+                   grad_accum=grad_accum, compile_mode=compile_mode, dropout=dropout)
     _emit(result)
 
 

@@ -7,7 +7,9 @@ Token representation (the write-up's): a learnable embedding of 10,501 rows by 2
 * rows 501-10,500 are the 10,000 most frequent training tokens (ties broken alphabetically).
 
 Network: embedding -> 2 x Bidirectional(GRU(100), whole sequence) -> GRU(200) -> Dense(1, sigmoid), or
-Dense(3, softmax) when the training data has neutral labels; ``lstm`` uses LSTMs in the same places. Training
+Dense(3, softmax) when the training data has neutral labels; ``lstm`` uses LSTMs in the same places. An optional
+``dropout`` (off by default, as in the write-up) adds spatial dropout on the embeddings and dropout after each
+recurrent layer. Training
 stops early on validation loss and keeps the best weights. The sequence length is measured to cover 99% of
 the training tweets unless given.
 
@@ -101,7 +103,7 @@ def token_ids_layer() -> type:
 
 def build_models(vocabulary: Sequence[str], max_length: int, n_classes: int, *, cell: str = "gru",
                  embedding_dim: int = 200, units: int = 100, top_units: int = 200,
-                 rows: int = EMBEDDING_ROWS):
+                 rows: int = EMBEDDING_ROWS, dropout: float = 0.0):
     """``(core, full)`` Keras models sharing their weights.
 
     ``core`` maps token ids ``(batch, max_length)`` to probabilities (trained on ids computed once); ``full``
@@ -113,9 +115,17 @@ def build_models(vocabulary: Sequence[str], max_length: int, n_classes: int, *, 
     rnn = {"gru": layers.GRU, "lstm": layers.LSTM}[cell]
     ids = keras.Input(shape=(max_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(rows, embedding_dim, mask_zero=True, name="embedding")(ids)
+    if dropout:  # whole embedding channels, then plain dropout between layers (keeps the cuDNN kernels usable)
+        x = layers.SpatialDropout1D(dropout, name="embedding_dropout")(x)
     x = layers.Bidirectional(rnn(units, return_sequences=True), name=f"bi_{cell}_1")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout_1")(x)
     x = layers.Bidirectional(rnn(units, return_sequences=True), name=f"bi_{cell}_2")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout_2")(x)
     x = rnn(top_units, name=f"{cell}_top")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout_top")(x)
     if n_classes == 2:
         out = layers.Dense(1, activation="sigmoid", name="p_positive")(x)
     else:
@@ -133,7 +143,7 @@ class _RecurrentPredictor(Predictor):
     def __init__(self, *, embedding_dim: int = 200, units: int = 100, top_units: int = 200,
                  vocab_size: int = VOCAB_SIZE, max_length: int | None = None, max_length_cap: int = MAX_LENGTH_CAP,
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
-                 seed: int = 42, verbose: int = 0) -> None:
+                 dropout: float = 0.0, seed: int = 42, verbose: int = 0) -> None:
         self.embedding_dim = embedding_dim
         self.units = units
         self.top_units = top_units
@@ -144,6 +154,7 @@ class _RecurrentPredictor(Predictor):
         self.epochs = epochs
         self.patience = patience
         self.learning_rate = learning_rate
+        self.dropout = dropout
         self.seed = seed
         self.verbose = verbose
         self.model = None
@@ -152,7 +163,7 @@ class _RecurrentPredictor(Predictor):
     _OPTION_TYPES: ClassVar[dict[str, type]] = {
         "embedding_dim": int, "units": int, "top_units": int, "vocab_size": int, "max_length": int,
         "max_length_cap": int, "batch_size": int, "epochs": int, "patience": int, "learning_rate": float,
-        "verbose": int,
+        "dropout": float, "verbose": int,
     }
 
     @classmethod
@@ -167,7 +178,7 @@ class _RecurrentPredictor(Predictor):
                 "top_units": self.top_units, "vocab_size": self.vocab_size, "oov_buckets": OOV_BUCKETS,
                 "embedding_rows": 1 + OOV_BUCKETS + self.vocab_size, "max_length": self.max_length,
                 "batch_size": self.batch_size, "epochs": self.epochs, "patience": self.patience,
-                "learning_rate": self.learning_rate, "seed": self.seed}
+                "learning_rate": self.learning_rate, "dropout": self.dropout, "seed": self.seed}
 
     def _targets(self, labels: Sequence[str]):
         import numpy as np
@@ -196,7 +207,8 @@ class _RecurrentPredictor(Predictor):
         self._serve = None
         core, self.model = build_models(vocabulary, self.max_length, len(self.labels), cell=self.cell,
                                         embedding_dim=self.embedding_dim, units=self.units,
-                                        top_units=self.top_units, rows=1 + OOV_BUCKETS + self.vocab_size)
+                                        top_units=self.top_units, rows=1 + OOV_BUCKETS + self.vocab_size,
+                                        dropout=self.dropout)
         token_ids = self.model.get_layer("tokens")
         x = self._ids(token_ids, [" ".join(t) for t in tokens])
         y = self._targets(labels)

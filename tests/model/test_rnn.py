@@ -107,11 +107,13 @@ def test_lstm_three_classes(settings, tmp_path):
     from ml.models.rnn import LSTMPredictor
 
     texts, labels = dataset(300, {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}, seed=1)
-    predictor = LSTMPredictor.from_options(settings, {**SMALL, "epochs": 8})
+    predictor = LSTMPredictor.from_options(settings, {**SMALL, "epochs": 8, "dropout": 0.1})
     facts = predictor.fit(texts[:240], labels[:240], val_texts=texts[240:], val_labels=labels[240:])
 
     assert predictor.labels == TERNARY_LABELS
     assert predictor.model.output_shape == (None, 3)
+    core = predictor.model.get_layer("lstm_core")
+    assert {"embedding_dropout", "dropout_1", "dropout_2", "dropout_top"} <= {layer.name for layer in core.layers}
     losses = facts["history"]["loss"]
     assert losses[-1] < losses[0] * 0.8, losses
     proba = predictor.predict_proba(texts[240:])
@@ -120,6 +122,8 @@ def test_lstm_three_classes(settings, tmp_path):
     predicted = [TERNARY_LABELS[i] for i in proba.argmax(axis=1)]
     assert np.mean([p == t for p, t in zip(predicted, labels[240:], strict=True)]) > 0.6
 
+    np.testing.assert_array_equal(predictor.predict_proba(texts[240:]), proba)  # no dropout at inference
+
     loaded = load_predictor(predictor.save(tmp_path / "lstm3"))
-    assert loaded.labels == TERNARY_LABELS
+    assert loaded.labels == TERNARY_LABELS and loaded.dropout == 0.1
     np.testing.assert_array_equal(loaded.predict_proba(texts[240:]), proba)
