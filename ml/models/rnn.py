@@ -9,18 +9,25 @@ Token representation (the write-up's): a learnable embedding of 10,501 rows by 2
 Network: embedding -> 2 x Bidirectional(GRU(100), whole sequence) -> GRU(200) -> Dense(1, sigmoid), or
 Dense(3, softmax) when the training data has neutral labels; ``lstm`` uses LSTMs in the same places. An optional
 ``dropout`` (off by default, as in the write-up) adds spatial dropout on the embeddings and dropout after each
-recurrent layer. Training
-stops early on validation loss and keeps the best weights. The sequence length is measured to cover 99% of
-the training tweets unless given.
+recurrent layer. The sequence length is measured to cover 99% of the training tweets unless given.
+
+Training stops early on validation loss (``patience`` epochs without improvement) and keeps the best epoch's
+weights. Each epoch shuffles with a seed of its own and ends with an atomic checkpoint (weights with the
+optimizer's state, the history) in a work directory, so an interrupted fit (a killed Airflow task that retries)
+resumes at the next epoch, in the same order, instead of starting over.
 
 Texts are cleaned with :func:`ml.text.clean` by the predictor. The saved ``model.keras`` maps those cleaned
-strings to probabilities on its own: its first layer (``TokenIds``, see :func:`token_ids_layer`) splits them and looks the tokens up in
-the vocabulary stored inside the file, so the directory needs no other state.
+strings to probabilities on its own: its first layer (``TokenIds``, see :func:`token_ids_layer`) splits them
+and looks the tokens up in the vocabulary stored inside the file, so the directory needs no other state.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,6 +36,8 @@ from typing import Any, ClassVar
 from ml.lengths import covering_length
 from ml.predictor import Predictor, labels_for
 from ml.text import clean, tokenize
+
+log = logging.getLogger(__name__)
 
 VOCAB_SIZE = 10_000
 OOV_BUCKETS = 500
@@ -51,6 +60,26 @@ def build_vocabulary(token_lists: Iterable[Sequence[str]], size: int = VOCAB_SIZ
     """The ``size`` most frequent tokens, most frequent first; ties in alphabetical order (deterministic)."""
     counts = Counter(token for tokens in token_lists for token in tokens)
     return [token for token, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
+
+
+def _atomic_weights(model, target: Path) -> None:
+    """``model.save_weights`` to ``target`` through a temporary file: the file is whole or absent."""
+    tmp = target.with_name(f".{target.stem}.tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, target)
+
+
+def _dropout_rng(model, states: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    """The dropout layers' random-generator states by layer name; with ``states``, set them first.
+
+    Weight files leave them out, and a resumed run must draw the masks an uninterrupted one would have drawn.
+    """
+    generators = {layer.name: layer.seed_generator for layer in model.layers
+                  if getattr(layer, "seed_generator", None) is not None}
+    for name, value in (states or {}).items():
+        if name in generators:
+            generators[name].state.assign(value)
+    return {name: [int(v) for v in gen.state.numpy()] for name, gen in generators.items()}
 
 
 _LAYERS: dict[str, type] = {}
@@ -143,7 +172,8 @@ class _RecurrentPredictor(Predictor):
     def __init__(self, *, embedding_dim: int = 200, units: int = 100, top_units: int = 200,
                  vocab_size: int = VOCAB_SIZE, max_length: int | None = None, max_length_cap: int = MAX_LENGTH_CAP,
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
-                 dropout: float = 0.0, seed: int = 42, verbose: int = 0) -> None:
+                 dropout: float = 0.0, seed: int = 42, verbose: int = 0,
+                 work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
         self.embedding_dim = embedding_dim
         self.units = units
         self.top_units = top_units
@@ -157,6 +187,12 @@ class _RecurrentPredictor(Predictor):
         self.dropout = dropout
         self.seed = seed
         self.verbose = verbose
+        #: Checkpoints of the running fit (``last``: weights, optimizer, epoch; ``best.weights.h5``). A fit that
+        #: finds a checkpoint of the same run there resumes from it. Removed after success unless kept.
+        self.work_dir = Path(work_dir) if work_dir else None
+        self.keep_work_dir = keep_work_dir
+        #: Called after every epoch with ``{"epoch", "history"}`` (progress hooks, tests).
+        self.callbacks: list = []
         self.model = None
         self._serve = None
 
@@ -171,7 +207,9 @@ class _RecurrentPredictor(Predictor):
         """Build from settings (seed) and CLI/DAG options; unknown options are ignored."""
         values = {k: cls._OPTION_TYPES[k](v) for k, v in options.items()
                   if k in cls._OPTION_TYPES and v is not None}
-        return cls(seed=settings.seed, **values)
+        work_dir = options.get("work_dir") or Path(settings.home) / "work" / settings.run_id / cls.family
+        return cls(seed=settings.seed, work_dir=work_dir, keep_work_dir=bool(options.get("keep_work_dir", False)),
+                   **values)
 
     def params(self) -> dict[str, Any]:
         return {"cell": self.cell, "embedding_dim": self.embedding_dim, "units": self.units,
@@ -228,13 +266,86 @@ class _RecurrentPredictor(Predictor):
                      loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
                      metrics=["accuracy"])
         monitor = "val_loss" if validation is not None else "loss"
-        stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience, restore_best_weights=True)
-        history = core.fit(x, y, validation_data=validation, epochs=self.epochs, batch_size=self.batch_size,
-                           callbacks=[stop], shuffle=True, verbose=self.verbose)
-        hist = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
-        best_epoch = int(np.argmin(hist[monitor])) + 1
-        return {"epochs_run": len(hist["loss"]), "best_epoch": best_epoch, "max_length": self.max_length,
-                "vocabulary": len(vocabulary), "embedding_rows": token_ids.vocabulary_size(), "history": hist}
+        work = self._work_dir()
+        fingerprint = self._fingerprint(x, y, validation)
+        state = self._resume(work, core, fingerprint)
+        resumed_from = state["epoch"] if state else None
+        history: dict[str, list[float]] = state["history"] if state else {}
+        best: dict[str, Any] | None = state["best"] if state else None
+        epoch = state["epoch"] if state else 0
+        if resumed_from is not None:
+            log.info("resuming %s from epoch %d of %d (%s)", self.family, resumed_from, self.epochs, work)
+        while epoch < self.epochs and (best is None or epoch - best["epoch"] < self.patience):
+            # One fit call per epoch over a (seed, epoch)-shuffled copy: a resumed run sees the same order.
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(x))
+            logs = core.fit(x[order], y[order], validation_data=validation, initial_epoch=epoch, epochs=epoch + 1,
+                            batch_size=self.batch_size, shuffle=False, verbose=self.verbose).history
+            epoch += 1
+            for key, values in logs.items():
+                history.setdefault(key, []).append(round(float(values[-1]), 5))
+            if best is None or history[monitor][-1] < best["value"]:
+                best = {"epoch": epoch, "value": history[monitor][-1]}
+                _atomic_weights(core, work / "best.weights.h5")
+            self._checkpoint(work, core, {"fingerprint": fingerprint, "epoch": epoch, "history": history,
+                                          "best": best, "dropout_rng": _dropout_rng(core)})
+            for callback in self.callbacks:
+                callback({"epoch": epoch, "history": history})
+        if best is not None and best["epoch"] != epoch:  # early stopping keeps the best epoch's weights
+            core.load_weights(work / "best.weights.h5")
+        if not self.keep_work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+        return {"epochs_run": epoch, "best_epoch": best["epoch"] if best else epoch, "resumed_from_epoch": resumed_from,
+                "max_length": self.max_length, "vocabulary": len(vocabulary),
+                "embedding_rows": token_ids.vocabulary_size(), "history": history}
+
+    # ------------------------------------------------------------------------------------- checkpoints
+    def _work_dir(self) -> Path:
+        if self.work_dir is None:
+            import tempfile
+
+            self.work_dir = Path(tempfile.mkdtemp(prefix=f"{self.family}-work-"))
+        self.work_dir = Path(self.work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return self.work_dir
+
+    def _fingerprint(self, x, y, validation) -> str:
+        """Identifies a training run: a checkpoint is only resumed by the same token ids, labels and settings."""
+        h = hashlib.sha256()
+        for array in (x, y, *(validation or ())):
+            h.update(array.tobytes())
+        settings = {k: v for k, v in self.params().items() if k not in ("epochs", "patience")}
+        h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
+    def _checkpoint(self, work: Path, core, state: dict[str, Any]) -> None:
+        """Write ``work/last`` atomically: weights with the optimizer's state, and the epoch, history, best."""
+        tmp = work / "last.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        core.save_weights(tmp / "model.weights.h5")
+        (tmp / "state.json").write_text(json.dumps(state))
+        old = work / "last.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if (work / "last").exists():
+            os.replace(work / "last", old)
+        os.replace(tmp, work / "last")
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _resume(self, work: Path, core, fingerprint: str) -> dict[str, Any] | None:
+        """Load ``work/last`` into ``core`` when it belongs to this run and return its state, else ``None``."""
+        state_file = work / "last" / "state.json"
+        if not state_file.is_file():
+            return None
+        state = json.loads(state_file.read_text())
+        if state.get("fingerprint") != fingerprint:
+            log.warning("ignoring the checkpoint in %s: it belongs to another run (data or settings differ)", work)
+            shutil.rmtree(work / "last", ignore_errors=True)
+            (work / "best.weights.h5").unlink(missing_ok=True)
+            return None
+        core.optimizer.build(core.trainable_variables)
+        core.load_weights(work / "last" / "model.weights.h5")
+        _dropout_rng(core, state.get("dropout_rng"))
+        return state
 
     def _serving_function(self):
         """The full model as one traced function of a string batch of any size (no retracing per size)."""

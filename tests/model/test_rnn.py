@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import string
 
@@ -127,3 +128,53 @@ def test_lstm_three_classes(settings, tmp_path):
     loaded = load_predictor(predictor.save(tmp_path / "lstm3"))
     assert loaded.labels == TERNARY_LABELS and loaded.dropout == 0.1
     np.testing.assert_array_equal(loaded.predict_proba(texts[240:]), proba)
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_continues_at_the_next_epoch(settings, tmp_path):
+    """A fit killed after epoch 2 of 4 resumes at epoch 3 from its checkpoint and ends where an uninterrupted
+    fit ends; a checkpoint of other data is ignored; the work directory goes after success."""
+    from ml.models.rnn import GRUPredictor
+
+    texts, labels = dataset(192, {"positive": POSITIVE, "negative": NEGATIVE}, seed=3)
+    train, val = (texts[:160], labels[:160]), {"val_texts": texts[160:], "val_labels": labels[160:]}
+    options = {**SMALL, "epochs": 4, "patience": 10, "dropout": 0.1}
+    probe = texts[160:]
+
+    straight = GRUPredictor.from_options(settings, {**options, "work_dir": tmp_path / "straight"})
+    straight_facts = straight.fit(*train, **val)
+    assert straight_facts["epochs_run"] == 4 and straight_facts["resumed_from_epoch"] is None
+    assert not (tmp_path / "straight").exists()
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_2(event):
+        if event["epoch"] == 2:
+            raise Killed
+
+    work = tmp_path / "work"
+    first = GRUPredictor.from_options(settings, {**options, "work_dir": work})
+    first.callbacks.append(kill_after_epoch_2)
+    with pytest.raises(Killed):
+        first.fit(*train, **val)
+    assert json.loads((work / "last" / "state.json").read_text())["epoch"] == 2
+
+    seen = []
+    second = GRUPredictor.from_options(settings, {**options, "work_dir": work})
+    second.callbacks.append(lambda event: seen.append(event["epoch"]))
+    facts = second.fit(*train, **val)
+    assert facts["resumed_from_epoch"] == 2 and seen == [3, 4] and facts["epochs_run"] == 4
+    assert len(facts["history"]["loss"]) == 4                                     # the history spans both runs
+    np.testing.assert_allclose(facts["history"]["loss"], straight_facts["history"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(second.predict_proba(probe), straight.predict_proba(probe), atol=1e-5)
+    assert not work.exists()
+
+    # A checkpoint left by other data is not resumed.
+    third = GRUPredictor.from_options(settings, {**options, "work_dir": work, "keep_work_dir": True})
+    third.callbacks.append(kill_after_epoch_2)
+    with pytest.raises(Killed):
+        third.fit(*train, **val)
+    other = GRUPredictor.from_options(settings, {**options, "work_dir": work, "epochs": 1})
+    assert other.fit(train[0][::-1], train[1][::-1], **val)["resumed_from_epoch"] is None
+
