@@ -186,3 +186,17 @@ def atomic_dir(target: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def work_dir_option(settings, family: str, options: dict[str, Any]) -> Path:
+    """Where a family keeps the checkpoints of a running fit: ``options["work_dir"]``, else
+    ``<home>/work/<run id>/<family>`` (stable across retries of the same run, so a retry can resume)."""
+    return Path(options.get("work_dir") or Path(settings.home) / "work" / settings.run_id / family)
+
+
+def ensure_work_dir(work_dir: Path | None, family: str) -> Path:
+    """``work_dir``, created; a new temporary directory when it is ``None`` (a fit outside any run)."""
+    path = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix=f"{family}-work-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ml.lengths import covering_length
-from ml.predictor import Predictor, labels_for
+from ml.predictor import Predictor, atomic_dir, ensure_work_dir, labels_for, work_dir_option
 from ml.text import clean, tokenize
 
 log = logging.getLogger(__name__)
@@ -207,9 +207,8 @@ class _RecurrentPredictor(Predictor):
         """Build from settings (seed) and CLI/DAG options; unknown options are ignored."""
         values = {k: cls._OPTION_TYPES[k](v) for k, v in options.items()
                   if k in cls._OPTION_TYPES and v is not None}
-        work_dir = options.get("work_dir") or Path(settings.home) / "work" / settings.run_id / cls.family
-        return cls(seed=settings.seed, work_dir=work_dir, keep_work_dir=bool(options.get("keep_work_dir", False)),
-                   **values)
+        return cls(seed=settings.seed, work_dir=work_dir_option(settings, cls.family, options),
+                   keep_work_dir=bool(options.get("keep_work_dir", False)), **values)
 
     def params(self) -> dict[str, Any]:
         return {"cell": self.cell, "embedding_dim": self.embedding_dim, "units": self.units,
@@ -300,12 +299,7 @@ class _RecurrentPredictor(Predictor):
 
     # ------------------------------------------------------------------------------------- checkpoints
     def _work_dir(self) -> Path:
-        if self.work_dir is None:
-            import tempfile
-
-            self.work_dir = Path(tempfile.mkdtemp(prefix=f"{self.family}-work-"))
-        self.work_dir = Path(self.work_dir)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir = ensure_work_dir(self.work_dir, self.family)
         return self.work_dir
 
     def _fingerprint(self, x, y, validation) -> str:
@@ -319,17 +313,9 @@ class _RecurrentPredictor(Predictor):
 
     def _checkpoint(self, work: Path, core, state: dict[str, Any]) -> None:
         """Write ``work/last`` atomically: weights with the optimizer's state, and the epoch, history, best."""
-        tmp = work / "last.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        core.save_weights(tmp / "model.weights.h5")
-        (tmp / "state.json").write_text(json.dumps(state))
-        old = work / "last.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if (work / "last").exists():
-            os.replace(work / "last", old)
-        os.replace(tmp, work / "last")
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(work / "last") as tmp:
+            core.save_weights(tmp / "model.weights.h5")
+            (tmp / "state.json").write_text(json.dumps(state))
 
     def _resume(self, work: Path, core, fingerprint: str) -> dict[str, Any] | None:
         """Load ``work/last`` into ``core`` when it belongs to this run and return its state, else ``None``."""

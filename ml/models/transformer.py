@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from ml.errors import ModelError
 from ml.lengths import covering_length
-from ml.predictor import Predictor, labels_for
+from ml.predictor import Predictor, atomic_dir, ensure_work_dir, labels_for, work_dir_option
 from ml.text import clean
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class TransformerPredictor(Predictor):
         """Build from settings (seed, artifacts root) and CLI/DAG options; unknown options are ignored."""
         values = {k: _CONFIG_TYPES[k](v) for k, v in options.items() if k in _CONFIG_TYPES and v is not None}
         values.setdefault("seed", settings.seed)
-        work_dir = options.get("work_dir") or Path(settings.home) / "work" / settings.run_id / cls.family
+        work_dir = work_dir_option(settings, cls.family, options)
         return cls(model_name=options.get("model_name"), config=TrainConfig(**values), work_dir=work_dir,
                    keep_work_dir=bool(options.get("keep_work_dir", False)))
 
@@ -503,11 +503,7 @@ class TransformerPredictor(Predictor):
 
     # ------------------------------------------------------------------------------------- checkpoints
     def _work_dir(self) -> Path:
-        if self.work_dir is None:
-            import tempfile
-
-            self.work_dir = Path(tempfile.mkdtemp(prefix=f"{self.family}-work-"))
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir = ensure_work_dir(self.work_dir, self.family)
         return self.work_dir
 
     def _fingerprint(self, cfg: TrainConfig, cleaned: Sequence[str], y, total_steps: int) -> str:
@@ -524,33 +520,21 @@ class TransformerPredictor(Predictor):
     def _save_weights(self, target: Path) -> None:
         import torch
 
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        torch.save(self.model.state_dict(), tmp / "model.pt")
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        with atomic_dir(target) as tmp:
+            torch.save(self.model.state_dict(), tmp / "model.pt")
 
     def _checkpoint(self, work: Path, loop: TrainLoop, fingerprint: str, history, best) -> None:
         """Write ``work/last`` atomically: weights, optimizer, step, RNG state, history."""
         import torch
 
-        tmp = work / "last.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        torch.save(self.model.state_dict(), tmp / "model.pt")
-        rng = {"cpu": torch.get_rng_state()}
-        if loop.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
-        torch.save({**loop.state_dict(), "rng": rng}, tmp / "trainer.pt")
-        (tmp / "state.json").write_text(json.dumps(
-            {"fingerprint": fingerprint, "step": loop.step, "history": history, "best": best}, indent=1))
-        old = work / "last.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if (work / "last").exists():
-            os.replace(work / "last", old)
-        os.replace(tmp, work / "last")
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(work / "last") as tmp:
+            torch.save(self.model.state_dict(), tmp / "model.pt")
+            rng = {"cpu": torch.get_rng_state()}
+            if loop.device.type == "cuda":
+                rng["cuda"] = torch.cuda.get_rng_state()
+            torch.save({**loop.state_dict(), "rng": rng}, tmp / "trainer.pt")
+            (tmp / "state.json").write_text(json.dumps(
+                {"fingerprint": fingerprint, "step": loop.step, "history": history, "best": best}, indent=1))
         log.debug("checkpoint at step %d in %s", loop.step, work / "last")
 
     def _resume(self, work: Path, fingerprint: str, loop: TrainLoop) -> int | None:
