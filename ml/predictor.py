@@ -189,8 +189,8 @@ def atomic_dir(target: Path):
 
 
 def work_dir_option(settings, family: str, options: dict[str, Any]) -> Path:
-    """Where a family keeps the checkpoints of a running fit: ``options["work_dir"]``, else
-    ``<home>/work/<run id>/<family>`` (stable across retries of the same run, so a retry can resume)."""
+    """Where a family keeps the checkpoints of a running fit: ``options["work_dir"]``, else the folder
+    ``work``, run id, family under the platform's home (stable across retries of a run, so a retry can resume)."""
     return Path(options.get("work_dir") or Path(settings.home) / "work" / settings.run_id / family)
 
 
@@ -199,4 +199,3 @@ def ensure_work_dir(work_dir: Path | None, family: str) -> Path:
     path = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix=f"{family}-work-"))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
