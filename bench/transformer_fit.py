@@ -35,6 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# A fit tokenizes the whole corpus, with every core (nothing forks here); bench/transformer.py would default it off.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transformer import CONFIGS as ARCHITECTURES  # noqa: E402  (bench/transformer.py: sizes by name)
 
 from ml.models.transformer import DEFAULT_COMPILE_MODE  # noqa: E402
 
@@ -43,7 +48,8 @@ ALL_TWEETS = 1_600_000
 EPOCHS = 2
 GOAL_MINUTES_1_6M = 5.0
 VAL_SAMPLES = 5_000
-CONFIGS = ("bert-base-uncased", "all-minilm-l6-v2", "tiny")
+#: The BERT-type architectures of bench/transformer.py (the tokenizer used here is BERT's word pieces).
+CONFIGS = tuple(name for name, (model_type, _) in ARCHITECTURES.items() if model_type == "bert")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -108,12 +114,9 @@ def save_model(args, directory: Path) -> dict:
 
     if args.model:
         return {"model": args.model, "weights": "pretrained", "model_dir": args.model}
-    sizes = {"bert-base-uncased": {}, "all-minilm-l6-v2": {"hidden_size": 384, "num_hidden_layers": 6,
-                                                          "intermediate_size": 1536},
-             "tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-                      "intermediate_size": 512}}[args.from_config]
+    model_type, sizes = ARCHITECTURES[args.from_config]
     torch.manual_seed(args.seed)
-    config = AutoConfig.for_model("bert", num_labels=2, **sizes)
+    config = AutoConfig.for_model(model_type, num_labels=2, **sizes)
     AutoModelForSequenceClassification.from_config(config, dtype=torch.float32).save_pretrained(directory)
     AutoTokenizer.from_pretrained(args.tokenizer or minilm_dir(), local_files_only=True).save_pretrained(directory)
     return {"model": args.from_config, "weights": "random", "model_dir": str(directory)}
