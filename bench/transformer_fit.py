@@ -150,7 +150,7 @@ def main(argv=None) -> dict:
     import torch
     import transformers
 
-    from ml.models.transformer import BertPredictor, TrainConfig, resolve_device
+    from ml.models.transformer import MAX_LENGTH_CAP, BertPredictor, TrainConfig, encode_ids, resolve_device
     from ml.text import clean
 
     args = parse_args(argv)
@@ -173,7 +173,7 @@ def main(argv=None) -> dict:
 
         tokenizer = AutoTokenizer.from_pretrained(described["model_dir"], local_files_only=True)
         started = time.perf_counter()
-        tokenizer([clean(t) for t in train_texts], truncation=True, max_length=128)
+        encode_ids(tokenizer, [clean(t) for t in train_texts], MAX_LENGTH_CAP)  # what fit does: clean, encode
         tokenize_per_tweet = (time.perf_counter() - started) / len(train_texts)
 
         marks: list[tuple[float, int, bool]] = []

@@ -95,9 +95,9 @@ def train_cmd(
     grad_accum: Annotated[int | None, typer.Option(min=1, help="Gradient accumulation steps (transformers).")] = None,
     dropout: Annotated[float | None, typer.Option(min=0.0, max=0.9, help="Dropout on embeddings and after each "
                                                   "recurrent layer (GRU/LSTM; default 0, as in the write-up).")] = None,
-    compile_mode: Annotated[str | None, typer.Option(help="torch.compile mode on CUDA (transformers): 'default', or "
-                                                     "'reduce-overhead' for CUDA graphs (faster, not yet verified "
-                                                     "for a whole fit).")] = None,
+    compile_mode: Annotated[str | None, typer.Option(help="torch.compile mode on CUDA (transformers): "
+                                                     "'reduce-overhead' (default: CUDA graphs) or 'default' (plain "
+                                                     "compilation, no graphs).")] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:

@@ -8,8 +8,10 @@ initialised BERT written to a temporary directory.
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +72,37 @@ def tiny_bert(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------ fast tests
+def test_encode_ids_equals_the_tokenizer_call_and_leaves_its_settings_alone():
+    """The direct backend call gives the wrapper's ids; the backend's padding/truncation survive; slow fallback."""
+    from transformers import AutoTokenizer
+
+    from ml.models.transformer import encode_ids, minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    texts = [clean(t) for t in [tweet(random.Random(i), POSITIVE + NEGATIVE + NEUTRAL) for i in range(60)]]
+    texts += ["", "a", "supercalifragilisticexpialidocious " * 20, "caf\u00e9 na\u00efve \u00fcber"]
+    backend = tokenizer.backend_tokenizer
+    backend.enable_padding(length=77, pad_id=0, pad_token="[PAD]")
+    backend.enable_truncation(99)
+    before = (backend.padding, backend.truncation)
+    for max_length in (3, 8, 40, 128):
+        expected = [list(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+        backend.enable_padding(length=77, pad_id=0, pad_token="[PAD]")  # the wrapper call resets both settings
+        backend.enable_truncation(99)
+        assert encode_ids(tokenizer, texts, max_length) == expected, max_length
+        assert (backend.padding, backend.truncation) == before
+    assert max(len(ids) for ids in encode_ids(tokenizer, texts, 8)) == 8
+
+    class Slow:  # a tokenizer without a Rust backend goes through its own __call__
+        is_fast = False
+
+        def __call__(self, texts, **kwargs):
+            return tokenizer(texts, **kwargs)
+
+    assert encode_ids(Slow(), texts, 16) == encode_ids(tokenizer, texts, 16)
+    assert encode_ids(tokenizer, [], 16) == [] == encode_ids(Slow(), [], 16)
+
+
 def test_covering_length_covers_99_percent():
     lengths = [10] * 980 + [20] * 15 + [90] * 5
     assert covering_length(lengths) == 20
@@ -142,6 +175,20 @@ def test_families_defaults_and_options(settings):
     assert (bert.config.learning_rate, bert.config.epochs, bert.config.seed) == (1e-5, 2, settings.seed)
     assert RobertaPredictor.from_options(settings, {}).model_name == "roberta-base"
     assert BertPredictor.from_options(settings, {"model_name": "/some/dir"}).model_name == "/some/dir"
+
+
+def test_compile_cache_lives_under_the_platform_home(settings, tmp_path, monkeypatch):
+    from ml.models.transformer import BertPredictor, use_compile_cache
+
+    predictor = BertPredictor.from_options(settings, {})
+    assert predictor.compile_cache_dir == Path(settings.home) / "cache" / "torchinductor"
+    assert BertPredictor.from_options(settings, {"compile_cache_dir": tmp_path}).compile_cache_dir == tmp_path
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "placeholder")  # recorded, so the test's value is undone after
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert use_compile_cache(tmp_path / "a") == tmp_path / "a"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "a") and (tmp_path / "a").is_dir()
+    assert use_compile_cache(tmp_path / "b") == tmp_path / "a"  # an explicit (or already used) cache wins
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
