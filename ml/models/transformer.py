@@ -138,10 +138,11 @@ def encode_ids(tokenizer, texts: Sequence[str], max_length: int) -> list[list[in
     backend's own truncation and padding settings are restored afterwards.
     """
     texts = list(texts)
+    if not texts:
+        return []
     backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if backend is None or not texts:
-        return [list(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]] \
-            if texts else []
+    if backend is None:
+        return [list(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
     truncation, padding = backend.truncation, backend.padding
     try:
         backend.no_padding()
