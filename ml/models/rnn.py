@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ml.lengths import covering_length
-from ml.predictor import Predictor, atomic_dir, ensure_work_dir, labels_for, work_dir_option
+from ml.predictor import Predictor, atomic_dir, checkpoint_state, ensure_work_dir, labels_for, work_dir_option
 from ml.text import clean, tokenize
 
 log = logging.getLogger(__name__)
@@ -319,14 +319,8 @@ class _RecurrentPredictor(Predictor):
 
     def _resume(self, work: Path, core, fingerprint: str) -> dict[str, Any] | None:
         """Load ``work/last`` into ``core`` when it belongs to this run and return its state, else ``None``."""
-        state_file = work / "last" / "state.json"
-        if not state_file.is_file():
-            return None
-        state = json.loads(state_file.read_text())
-        if state.get("fingerprint") != fingerprint:
-            log.warning("ignoring the checkpoint in %s: it belongs to another run (data or settings differ)", work)
-            shutil.rmtree(work / "last", ignore_errors=True)
-            (work / "best.weights.h5").unlink(missing_ok=True)
+        state = checkpoint_state(work, fingerprint, discard=("best.weights.h5",))
+        if state is None:
             return None
         core.optimizer.build(core.trainable_variables)
         core.load_weights(work / "last" / "model.weights.h5")

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from ml.errors import ModelError
 from ml.lengths import covering_length
-from ml.predictor import Predictor, atomic_dir, ensure_work_dir, labels_for, work_dir_option
+from ml.predictor import Predictor, atomic_dir, checkpoint_state, ensure_work_dir, labels_for, work_dir_option
 from ml.text import clean
 
 log = logging.getLogger(__name__)
@@ -504,9 +504,9 @@ class TransformerPredictor(Predictor):
         fingerprint = self._fingerprint(cfg, cleaned, y, total_steps)
         history: list[dict[str, Any]] = []
         best: dict[str, Any] | None = None
-        resumed_from = self._resume(work, fingerprint, loop)
-        if resumed_from is not None:
-            state = json.loads((work / "last" / "state.json").read_text())
+        state = self._resume(work, fingerprint, loop)
+        resumed_from = state["step"] if state else None
+        if state is not None:
             history, best = state["history"], state["best"]
             log.info("resuming %s from step %d of %d (%s)", self.family, resumed_from, total_steps, work)
         log.info("fine-tuning %s on %d texts: max_length %d, %d steps (%d per epoch), device %s, bf16 %s, "
@@ -609,18 +609,12 @@ class TransformerPredictor(Predictor):
                 {"fingerprint": fingerprint, "step": loop.step, "history": history, "best": best}, indent=1))
         log.debug("checkpoint at step %d in %s", loop.step, work / "last")
 
-    def _resume(self, work: Path, fingerprint: str, loop: TrainLoop) -> int | None:
-        """Load ``work/last`` into the model and loop when it belongs to this run; its step, else ``None``."""
+    def _resume(self, work: Path, fingerprint: str, loop: TrainLoop) -> dict[str, Any] | None:
+        """Load ``work/last`` into the model and loop when it belongs to this run; its state, else ``None``."""
         import torch
 
-        state_file = work / "last" / "state.json"
-        if not state_file.is_file():
-            return None
-        state = json.loads(state_file.read_text())
-        if state.get("fingerprint") != fingerprint:
-            log.warning("ignoring the checkpoint in %s: it belongs to another run (data or settings differ)", work)
-            for name in ("last", "best"):
-                shutil.rmtree(work / name, ignore_errors=True)
+        state = checkpoint_state(work, fingerprint, discard=("best",))
+        if state is None:
             return None
         self.model.load_state_dict(_load_state(work / "last" / "model.pt", loop.device))
         trainer = torch.load(work / "last" / "trainer.pt", map_location="cpu", weights_only=False)
@@ -628,7 +622,7 @@ class TransformerPredictor(Predictor):
         torch.set_rng_state(trainer["rng"]["cpu"])
         if "cuda" in trainer["rng"] and loop.device.type == "cuda":
             torch.cuda.set_rng_state(trainer["rng"]["cuda"])
-        return loop.step
+        return state
 
     # ------------------------------------------------------------------------------------------ predict
     def predict_proba_cleaned(self, cleaned: Sequence[str]):
