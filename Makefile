@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements.in pyproj
 export SENTIMENT_HOME ?= $(HOME)/sentiment-platform
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
-# Heavy frameworks: quiet logs, no telemetry, never reach for the Hub.
+# Heavy frameworks: quiet logs, no telemetry, never reach for the Hub. Tokenizer threads stay off unless you
+# export TOKENIZERS_PARALLELISM=true (a transformer fit on a many-core GPU box tokenizes faster with them).
 export TF_CPP_MIN_LOG_LEVEL := 2
 export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE ?= 1
-export TOKENIZERS_PARALLELISM := false
+export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: help install up down status airflow-env train-classical test test-fast lint bench lock clean
 
