@@ -8,19 +8,24 @@
 # special_tokens_map.json,config.json}); lengths are then real word-piece counts.
 #
 # Steps, most important first, so a session cut short still answers the open question:
-# 1. a whole fit of bert-base (random weights) over FIT_SAMPLES real tweets x 2 epochs under CUDA graphs
-#    (bench/transformer_fit.py --compile-mode reduce-overhead), on a cold compile cache: does the mode survive a
-#    real run with evaluations and checkpoints, and what do 2 epochs over 1.6M tweets cost end to end;
-# 2. the same again, on the compile cache the first one left (what a scheduled retrain on the same box pays);
-# 3. the same with plain compilation (the comparison);
-# 4. with STEP_BENCH=1, the training step and inference at fixed length 64 (bench/transformer.py).
-# Each step has its own time limit (STEP_TIMEOUT seconds), so one slow step cannot eat the whole session.
+# 1. the issue's goal itself: a whole fit of bert-base (random weights) over FIT_SAMPLES (default 1.6M) real
+#    tweet lengths x 2 epochs with the trainer's defaults (CUDA graphs, encoder layers compiled once), on a cold
+#    compile cache, evaluations and checkpoints included (bench/transformer_fit.py);
+# 2. the training step and compiled inference at fixed length 64 with the defaults (bench/transformer.py);
+# 3. the comparison: COMPARE_SAMPLES tweets x 2 epochs with the whole loss compiled as one graph
+#    (--compile-scope model), also on a cold cache.
+# STEPS picks some of them (default "fit step compare"). Each has its own time limit (FIT_TIMEOUT, STEP_TIMEOUT,
+# COMPARE_TIMEOUT seconds), so one slow step cannot eat the whole session. Each compiles into a fresh, empty cache.
 # With OUT set, the JSON lines also go to $OUT/results.jsonl and the whole log to $OUT/log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:?set DATA to a folder holding sentiment140/head_tail_100k.csv.gz}
-FIT_SAMPLES=${FIT_SAMPLES:-200000}
-STEP_TIMEOUT=${STEP_TIMEOUT:-240}
+FIT_SAMPLES=${FIT_SAMPLES:-1600000}
+COMPARE_SAMPLES=${COMPARE_SAMPLES:-200000}
+FIT_TIMEOUT=${FIT_TIMEOUT:-360}
+STEP_TIMEOUT=${STEP_TIMEOUT:-120}
+COMPARE_TIMEOUT=${COMPARE_TIMEOUT:-230}
+STEPS=" ${STEPS:-fit step compare} "
 PY=${PYTHON:-python3}
 TOK=()
 [ -n "${TOKENIZER:-}" ] && TOK=(--tokenizer "$TOKENIZER")
@@ -29,24 +34,29 @@ if [ -n "${OUT:-}" ]; then
   RESULTS="$OUT/results.jsonl"
   exec 2> >(tee -a "$OUT/log" >&2)
 fi
+CACHES=$(mktemp -d)
+trap 'rm -rf "$CACHES"' EXIT
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())" >&2 || exit 1
 
-run() {
-  local started=$SECONDS
-  echo "### $* (limit ${STEP_TIMEOUT}s)" >&2
-  timeout "$STEP_TIMEOUT" "$PY" "$@" | tee -a "$RESULTS"
+run() {  # run LIMIT NAME ARGS...: one benchmark under its own limit, compiling into its own empty cache
+  local limit=$1 name=$2 started=$SECONDS
+  shift 2
+  echo "### $name: $* (limit ${limit}s)" >&2
+  TORCHINDUCTOR_CACHE_DIR="$CACHES/$name" TRITON_CACHE_DIR="$CACHES/$name/triton" \
+    timeout "$limit" "$PY" "$@" | tee -a "$RESULTS"
   local code=${PIPESTATUS[0]}
-  [ "$code" = 0 ] || echo "{\"step\": \"$*\", \"exit_code\": $code}" | tee -a "$RESULTS"
-  echo "### done in $((SECONDS - started))s, exit $code" >&2
+  [ "$code" = 0 ] || echo "{\"step\": \"$name\", \"exit_code\": $code}" | tee -a "$RESULTS"
+  echo "### $name done in $((SECONDS - started))s, exit $code" >&2
 }
 fit() {
-  run bench/transformer_fit.py --from-config bert-base-uncased --device cuda --data "$DATA" \
-      --train-samples "$FIT_SAMPLES" "${TOK[@]}" "$@"
+  local limit=$1 name=$2 samples=$3
+  shift 3
+  run "$limit" "$name" bench/transformer_fit.py --from-config bert-base-uncased --device cuda --data "$DATA" \
+      --train-samples "$samples" "${TOK[@]}" --tag "$name, cold compile cache" "$@"
 }
-fit --compile-mode reduce-overhead --tag "cold compile cache"
-fit --compile-mode reduce-overhead --tag "warm compile cache"
-fit --compile-mode default --tag "warm compile cache"
-if [ "${STEP_BENCH:-0}" = 1 ]; then
-  run bench/transformer.py --from-config bert-base-uncased --device cuda --padding fixed --max-length 64
-fi
+[[ $STEPS == *" fit "* ]] && fit "$FIT_TIMEOUT" defaults "$FIT_SAMPLES"
+[[ $STEPS == *" step "* ]] && run "$STEP_TIMEOUT" step bench/transformer.py --from-config bert-base-uncased \
+    --device cuda --padding fixed --max-length 64 --steps 40 --warmup-steps 10 --infer-samples 32768
+[[ $STEPS == *" compare "* ]] && fit "$COMPARE_TIMEOUT" whole-graph "$COMPARE_SAMPLES" --compile-scope model
+exit 0

@@ -37,7 +37,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ml.lengths import covering_length  # noqa: E402
 from ml.models.transformer import (  # noqa: E402
+    COMPILE_SCOPES,
     DEFAULT_COMPILE_MODE,
+    DEFAULT_COMPILE_SCOPE,
     MAX_LENGTH_CAP,
     TrainLoop,
     length_grouped_batches,
@@ -80,6 +82,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
                    choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                    help="torch.compile mode on CUDA (default: the trainer's, %(default)s = CUDA graphs per batch shape).")
+    p.add_argument("--compile-scope", default=DEFAULT_COMPILE_SCOPE, choices=COMPILE_SCOPES,
+                   help="Compile the repeated encoder layer once (layers) or the whole loss (model); "
+                        "default %(default)s.")
     p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
                    help="bf16 autocast (default: on for CUDA).")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32.")
@@ -287,13 +292,13 @@ def main(argv=None) -> list[dict]:
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     loop = TrainLoop(model, device=device, total_steps=10 * (args.steps + args.warmup_steps) + 10, lr=1e-5,
                      warmup_steps=0, bf16=args.bf16, compile=args.compile,
-                     compile_mode=args.compile_mode)
+                     compile_mode=args.compile_mode, compile_scope=args.compile_scope)
     common = {
         "bench": "transformer", **described, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "compiled": loop.compiled, "compile_mode": loop.compile_mode, "bf16": loop.bf16,
-        "params_millions": round(model.num_parameters() / 1e6, 1),
+        "compiled": loop.compiled, "compile_mode": loop.compile_mode, "compile_scope": loop.compile_scope,
+        "bf16": loop.bf16, "params_millions": round(model.num_parameters() / 1e6, 1),
     }
     modes = ["fixed", "dynamic"] if args.padding == "both" else [args.padding]
     results = []

@@ -32,6 +32,7 @@ import gzip
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -45,13 +46,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transformer import CONFIGS as ARCHITECTURES  # noqa: E402  (bench/transformer.py: sizes by name)
 
-from ml.models.transformer import DEFAULT_COMPILE_MODE  # noqa: E402
+from ml.models.transformer import COMPILE_SCOPES, DEFAULT_COMPILE_MODE, DEFAULT_COMPILE_SCOPE  # noqa: E402
 
 HEAD_TAIL = Path("sentiment140") / "head_tail_100k.csv.gz"
 ALL_TWEETS = 1_600_000
 EPOCHS = 2
 GOAL_MINUTES_1_6M = 5.0
 VAL_SAMPLES = 5_000
+#: Tokenizing is timed alone on at most this many training tweets (the fit itself tokenizes all of them).
+TOKENIZE_TIMED = 200_000
 #: The BERT-type architectures of bench/transformer.py (the tokenizer used here is BERT's word pieces).
 CONFIGS = tuple(name for name, (model_type, _) in ARCHITECTURES.items() if model_type == "bert")
 
@@ -75,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available).")
     p.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
                    help="default, reduce-overhead (CUDA graphs) or max-autotune.")
+    p.add_argument("--compile-scope", default=DEFAULT_COMPILE_SCOPE, choices=COMPILE_SCOPES,
+                   help="Compile the repeated encoder layer once (layers) or the whole loss (model).")
     p.add_argument("--no-compile", dest="compile", action="store_false", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default=None, help="Free text copied into the output line (e.g. 'warm cache').")
@@ -127,6 +132,14 @@ def save_model(args, directory: Path) -> dict:
     return {"model": args.from_config, "weights": "random", "model_dir": str(directory)}
 
 
+class Stopped(Exception):
+    """The run was told to stop (SIGTERM from ``timeout``): report what was measured up to then."""
+
+
+def _stop(signum, frame):
+    raise Stopped(signal.Signals(signum).name)
+
+
 def split_times(marks: list[tuple[float, int, bool]]) -> dict:
     """Steady training rate and the extra time of evaluation/checkpoint steps, from per-step marks.
 
@@ -165,23 +178,42 @@ def main(argv=None) -> dict:
         described = save_model(args, Path(tmp) / "model")
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                              eval_every=args.eval_every, device=str(device), compile=args.compile,
-                             compile_mode=args.compile_mode, seed=args.seed, progress=False)
+                             compile_mode=args.compile_mode, compile_scope=args.compile_scope, seed=args.seed,
+                             progress=False)
         predictor = BertPredictor(model_name=described["model_dir"], config=config, work_dir=Path(tmp) / "work")
 
         # Tokenizing is part of a fit; time it alone on the training texts to scale it to 1.6M tweets.
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(described["model_dir"], local_files_only=True)
+        timed = train_texts[:TOKENIZE_TIMED]
         started = time.perf_counter()
-        encode_ids(tokenizer, [clean(t) for t in train_texts], MAX_LENGTH_CAP)  # what fit does: clean, encode
-        tokenize_per_tweet = (time.perf_counter() - started) / len(train_texts)
+        encode_ids(tokenizer, [clean(t) for t in timed], MAX_LENGTH_CAP)  # what fit does: clean, encode
+        tokenize_per_tweet = (time.perf_counter() - started) / len(timed)
 
         marks: list[tuple[float, int, bool]] = []
-        predictor.callbacks.append(lambda event: marks.append(
-            (time.perf_counter(), event["samples"], event["evaluated"] or event["checkpointed"])))
+        report_at = [30.0]  # seconds into the fit of the next progress line on stderr
+
+        def mark(event: dict) -> None:
+            now = time.perf_counter()
+            marks.append((now, event["samples"], event["evaluated"] or event["checkpointed"]))
+            if now - started >= report_at[0]:
+                report_at[0] += 30
+                print(f"step {event['step']}: {event['samples']:,} samples after {now - started:.0f} s",
+                      file=sys.stderr, flush=True)
+
+        predictor.callbacks.append(mark)
+        previous = signal.signal(signal.SIGTERM, _stop)
         started = time.perf_counter()
-        facts = predictor.fit(train_texts, train_labels, val_texts=val_texts, val_labels=val_labels)
+        try:
+            facts, stopped = predictor.fit(train_texts, train_labels, val_texts=val_texts, val_labels=val_labels), None
+        except Stopped as exc:  # a partial line beats none: the steady rate and fixed costs are already measured
+            facts, stopped = {"steps": len(marks)}, str(exc)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         wall = time.perf_counter() - started
+        if not marks:
+            raise SystemExit(f"stopped ({stopped}) before the first training step")
 
     split = split_times(marks)
     steady, events_seconds = split["steady_samples_per_s"], split["events_seconds"]
@@ -189,26 +221,30 @@ def main(argv=None) -> dict:
     tokenize_seconds = tokenize_per_tweet * (len(train_texts) + len(val_texts))  # fit cleans and encodes both
     fixed = max(wall - trained / steady - events_seconds - tokenize_seconds, 0.0)
     estimate = (tokenize_per_tweet * ALL_TWEETS + fixed + EPOCHS * ALL_TWEETS / steady + events_seconds) / 60
-    losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
+    history = predictor.metrics.get("history", [])
+    losses = [h["loss"] for h in history if "loss" in h]
     result = {
         "bench": "transformer_fit", **{k: v for k, v in described.items() if k != "model_dir"},
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "compile_mode": predictor._loop.compile_mode, "bf16": predictor._loop.bf16,
+        "compile_mode": predictor._loop.compile_mode,
+        "compile_scope": predictor._loop.compile_scope, "bf16": predictor._loop.bf16,
         "lengths": "head_tail_100k (real tweets)" if args.data else "synthetic",
         "n_train": len(train_texts), "epochs": args.epochs, "batch_size": args.batch_size,
-        "steps": facts["steps"], "max_length": facts["max_length"], "evaluations": sum(
-            1 for h in predictor.metrics["history"] if "val_accuracy" in h),
-        "wall_seconds": round(wall, 1), "tokenize_tweets_per_s": round(1 / tokenize_per_tweet),
+        "steps": facts["steps"], "max_length": facts.get("max_length"),
+        "evaluations": sum(1 for h in history if "val_accuracy" in h),
+        "completed": stopped is None, "wall_seconds": round(wall, 1), "tokenize_tweets_per_s": round(1 / tokenize_per_tweet),
         "fixed_seconds": round(fixed, 1), "events": split["events"], "events_seconds": round(events_seconds, 1),
         "steady_samples_per_s": round(steady, 1),
-        "fit_samples_per_s": facts["train_samples_per_second"],
+        "fit_samples_per_s": facts.get("train_samples_per_second"),
         "first_loss": round(losses[0], 4) if losses else None, "last_loss": round(losses[-1], 4) if losses else None,
         "best_val_accuracy": (facts.get("best") or {}).get("val_accuracy"),
         "estimate_minutes_1_6m": round(estimate, 2), "goal_minutes": GOAL_MINUTES_1_6M,
         "meets_goal": estimate < GOAL_MINUTES_1_6M,
     }
+    if stopped:
+        result["stopped_by"] = stopped
     if args.tag:
         result["tag"] = args.tag
     if device.type == "cuda":

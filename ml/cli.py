@@ -98,6 +98,9 @@ def train_cmd(
     compile_mode: Annotated[str | None, typer.Option(help="torch.compile mode on CUDA (transformers): "
                                                      "'reduce-overhead' (default: CUDA graphs) or 'default' (plain "
                                                      "compilation, no graphs).")] = None,
+    compile_scope: Annotated[str | None, typer.Option(help="What torch.compile compiles on CUDA (transformers): "
+                                                      "'layers' (default: the repeated encoder layer, compiled "
+                                                      "once) or 'model' (the whole loss, one graph).")] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:
@@ -108,7 +111,8 @@ def train_cmd(
         raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
     result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
                    batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
-                   grad_accum=grad_accum, compile_mode=compile_mode, dropout=dropout)
+                   grad_accum=grad_accum, compile_mode=compile_mode, compile_scope=compile_scope,
+                   dropout=dropout)
     _emit(result)
 
 

