@@ -37,9 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ml.lengths import covering_length  # noqa: E402
 from ml.models.transformer import (  # noqa: E402
-    COMPILE_SCOPES,
     DEFAULT_COMPILE_MODE,
-    DEFAULT_COMPILE_SCOPE,
     MAX_LENGTH_CAP,
     TrainLoop,
     length_grouped_batches,
@@ -82,9 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
                    choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                    help="torch.compile mode on CUDA (default: the trainer's, %(default)s = CUDA graphs per batch shape).")
-    p.add_argument("--compile-scope", default=DEFAULT_COMPILE_SCOPE, choices=COMPILE_SCOPES,
-                   help="Compile the repeated encoder layer once (layers) or the whole loss (model); "
-                        "default %(default)s.")
+    p.add_argument("--compile-scope", default="model", choices=["layers", "model"],
+                   help="Compile the whole loss (model, what a full-size fit uses) or the repeated encoder layer "
+                        "once (layers); default %(default)s.")
     p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
                    help="bf16 autocast (default: on for CUDA).")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32.")

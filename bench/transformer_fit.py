@@ -79,7 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
                    help="default, reduce-overhead (CUDA graphs) or max-autotune.")
     p.add_argument("--compile-scope", default=DEFAULT_COMPILE_SCOPE, choices=COMPILE_SCOPES,
-                   help="Compile the repeated encoder layer once (layers) or the whole loss (model).")
+                   help="Compile the repeated encoder layer once (layers), the whole loss (model), or pick by "
+                        "the run's size as fit does (auto, the default).")
     p.add_argument("--no-compile", dest="compile", action="store_false", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default=None, help="Free text copied into the output line (e.g. 'warm cache').")

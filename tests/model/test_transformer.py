@@ -176,8 +176,19 @@ def test_families_defaults_and_options(settings):
     assert RobertaPredictor.from_options(settings, {}).model_name == "roberta-base"
     assert BertPredictor.from_options(settings, {"model_name": "/some/dir"}).model_name == "/some/dir"
     assert BertPredictor.from_options(settings, {"compile_scope": "model"}).config.compile_scope == "model"
-    with pytest.raises(ModelError, match="compile_scope must be one of layers, model"):
+    with pytest.raises(ModelError, match="compile_scope must be one of auto, layers, model"):
         BertPredictor.from_options(settings, {"compile_scope": "everything"})
+
+
+def test_auto_compile_scope_compiles_by_layers_for_short_runs_only():
+    from ml.models.transformer import AUTO_LAYERS_BELOW, resolve_compile_scope
+
+    assert resolve_compile_scope("auto", AUTO_LAYERS_BELOW - 1) == "layers"
+    assert resolve_compile_scope("auto", AUTO_LAYERS_BELOW) == "model"
+    assert resolve_compile_scope("auto", 3_200_000) == "model"  # 2 epochs over 1.6M tweets
+    assert resolve_compile_scope("layers", 10**9) == "layers" and resolve_compile_scope("model", 1) == "model"
+    with pytest.raises(ValueError, match="compile_scope"):
+        resolve_compile_scope("everything", 1)
 
 
 def test_compile_cache_lives_under_the_platform_home(settings, tmp_path, monkeypatch):
