@@ -37,6 +37,8 @@ fi
 CACHES=$(mktemp -d)
 trap 'rm -rf "$CACHES"' EXIT
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# Why dynamo compiles a second graph goes to the log (the whole-graph step compiled 2 on an H100, 1 on a CPU).
+export TORCH_LOGS=${TORCH_LOGS-recompiles}
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())" >&2 || exit 1
 
 run() {  # run LIMIT NAME ARGS...: one benchmark under its own limit, compiling into its own empty cache

@@ -44,7 +44,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transformer import CONFIGS as ARCHITECTURES  # noqa: E402  (bench/transformer.py: sizes by name)
+from transformer import CONFIGS as ARCHITECTURES  # noqa: E402
+from transformer import dynamo_stats  # noqa: E402  (bench/transformer.py: sizes by name)
 
 from ml.models.transformer import COMPILE_SCOPES, DEFAULT_COMPILE_MODE, DEFAULT_COMPILE_SCOPE  # noqa: E402
 
@@ -250,6 +251,8 @@ def main(argv=None) -> dict:
         result["tag"] = args.tag
     if device.type == "cuda":
         result["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    if predictor._loop is not None and predictor._loop.compiled:
+        result["dynamo"] = dynamo_stats()
     print(json.dumps(result), flush=True)
     return result
 
