@@ -15,7 +15,8 @@
 # 3. the comparison: COMPARE_SAMPLES tweets x 2 epochs with the encoder layer compiled once
 #    (--compile-scope layers), also on a cold cache.
 # STEPS picks some of them (default "fit step compare"). Each has its own time limit (FIT_TIMEOUT, STEP_TIMEOUT,
-# COMPARE_TIMEOUT seconds), so one slow step cannot eat the whole session. Each compiles into a fresh, empty cache.
+# COMPARE_TIMEOUT seconds), so one slow step cannot eat the whole session; the defaults add up to more than one
+# 10-minute device call, so pick STEPS per call. Each compiles into a fresh, empty cache.
 # With OUT set, the JSON lines also go to $OUT/results.jsonl and the whole log to $OUT/log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ DATA=${DATA:?set DATA to a folder holding sentiment140/head_tail_100k.csv.gz}
 FIT_SAMPLES=${FIT_SAMPLES:-1600000}
 COMPARE_SAMPLES=${COMPARE_SAMPLES:-200000}
 FIT_TIMEOUT=${FIT_TIMEOUT:-430}
-STEP_TIMEOUT=${STEP_TIMEOUT:-120}
+STEP_TIMEOUT=${STEP_TIMEOUT:-240}
 COMPARE_TIMEOUT=${COMPARE_TIMEOUT:-150}
 STEPS=" ${STEPS:-fit step compare} "
 PY=${PYTHON:-python3}
@@ -46,9 +47,9 @@ run() {  # run LIMIT NAME ARGS...: one benchmark under its own limit, compiling 
   shift 2
   echo "### $name: $* (limit ${limit}s)" >&2
   TORCHINDUCTOR_CACHE_DIR="$CACHES/$name" TRITON_CACHE_DIR="$CACHES/$name/triton" \
-    timeout "$limit" "$PY" "$@" | tee -a "$RESULTS"
+    timeout -k 30 "$limit" "$PY" "$@" | tee -a "$RESULTS"
   local code=${PIPESTATUS[0]}
-  [ "$code" = 0 ] || echo "{\"step\": \"$name\", \"exit_code\": $code}" | tee -a "$RESULTS"
+  [ "$code" = 0 ] || { failed=1; echo "{\"step\": \"$name\", \"exit_code\": $code}" | tee -a "$RESULTS"; }
   echo "### $name done in $((SECONDS - started))s, exit $code" >&2
 }
 fit() {
@@ -57,8 +58,9 @@ fit() {
   run "$limit" "$name" bench/transformer_fit.py --from-config bert-base-uncased --device cuda --data "$DATA" \
       --train-samples "$samples" "${TOK[@]}" --tag "$name, cold compile cache" "$@"
 }
+failed=0
 [[ $STEPS == *" fit "* ]] && fit "$FIT_TIMEOUT" defaults "$FIT_SAMPLES"
 [[ $STEPS == *" step "* ]] && run "$STEP_TIMEOUT" step bench/transformer.py --from-config bert-base-uncased \
     --device cuda --padding fixed --max-length 64 --steps 40 --warmup-steps 10 --infer-samples 32768
 [[ $STEPS == *" compare "* ]] && fit "$COMPARE_TIMEOUT" by-layers "$COMPARE_SAMPLES" --compile-scope layers
-exit 0
+exit "$failed"  # 1 when a step failed or ran out of time (its JSON line says which)

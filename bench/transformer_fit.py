@@ -30,6 +30,7 @@ import argparse
 import csv
 import gzip
 import json
+import math
 import os
 import platform
 import signal
@@ -44,7 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transformer import CONFIGS as ARCHITECTURES  # noqa: E402
+from transformer import CONFIGS as ARCHITECTURES  # noqa: E402  (bench/transformer.py: sizes by name)
 from transformer import dynamo_stats  # noqa: E402  (bench/transformer.py: sizes by name)
 
 from ml.models.transformer import COMPILE_SCOPES, DEFAULT_COMPILE_MODE, DEFAULT_COMPILE_SCOPE  # noqa: E402
@@ -84,6 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "the run's size as fit does (auto, the default).")
     p.add_argument("--no-compile", dest="compile", action="store_false", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                   help="A progress line on stderr this often (%(default)s s).")
     p.add_argument("--tag", default=None, help="Free text copied into the output line (e.g. 'warm cache').")
     p.add_argument("--quick", action="store_true", help="CPU smoke run: tiny model, 1,024 tweets, 1 epoch.")
     args = p.parse_args(argv)
@@ -134,8 +137,12 @@ def save_model(args, directory: Path) -> dict:
     return {"model": args.from_config, "weights": "random", "model_dir": str(directory)}
 
 
-class Stopped(Exception):
-    """The run was told to stop (SIGTERM from ``timeout``): report what was measured up to then."""
+class Stopped(BaseException):
+    """The run was told to stop (SIGTERM from ``timeout``): report what was measured up to then.
+
+    A ``BaseException``, so torch.compile, which wraps the ordinary exceptions raised while it compiles, lets it
+    through unchanged.
+    """
 
 
 def _stop(signum, frame):
@@ -194,28 +201,33 @@ def main(argv=None) -> dict:
         tokenize_per_tweet = (time.perf_counter() - started) / len(timed)
 
         marks: list[tuple[float, int, bool]] = []
-        report_at = [30.0]  # seconds into the fit of the next progress line on stderr
+        evaluations = [0]
+        every = args.progress_every
+        report_at = [every]  # seconds into the fit of the next progress line on stderr
 
         def mark(event: dict) -> None:
             now = time.perf_counter()
             marks.append((now, event["samples"], event["evaluated"] or event["checkpointed"]))
+            evaluations[0] += bool(event["evaluated"])
             if now - started >= report_at[0]:
-                report_at[0] += 30
+                report_at[0] = ((now - started) // every + 1) * every
                 print(f"step {event['step']}: {event['samples']:,} samples after {now - started:.0f} s",
                       file=sys.stderr, flush=True)
 
         predictor.callbacks.append(mark)
-        previous = signal.signal(signal.SIGTERM, _stop)
+        previous = signal.getsignal(signal.SIGTERM)
         started = time.perf_counter()
         try:
+            signal.signal(signal.SIGTERM, _stop)
             facts, stopped = predictor.fit(train_texts, train_labels, val_texts=val_texts, val_labels=val_labels), None
         except Stopped as exc:  # a partial line beats none: the steady rate and fixed costs are already measured
             facts, stopped = {"steps": len(marks)}, str(exc)
         finally:
             signal.signal(signal.SIGTERM, previous)
-        wall = time.perf_counter() - started
-        if not marks:
-            raise SystemExit(f"stopped ({stopped}) before the first training step")
+        # A stopped run counts up to its last finished step: what came after it is not a cost of the steps.
+        wall = (marks[-1][0] if stopped and marks else time.perf_counter()) - started
+        if len(marks) < 2:
+            raise SystemExit(f"stopped ({stopped}) after {len(marks)} training steps: too few to time")
 
     split = split_times(marks)
     steady, events_seconds = split["steady_samples_per_s"], split["events_seconds"]
@@ -235,7 +247,7 @@ def main(argv=None) -> dict:
         "lengths": "head_tail_100k (real tweets)" if args.data else "synthetic",
         "n_train": len(train_texts), "epochs": args.epochs, "batch_size": args.batch_size,
         "steps": facts["steps"], "max_length": facts.get("max_length"),
-        "evaluations": sum(1 for h in history if "val_accuracy" in h),
+        "evaluations": evaluations[0],
         "completed": stopped is None, "wall_seconds": round(wall, 1), "tokenize_tweets_per_s": round(1 / tokenize_per_tweet),
         "fixed_seconds": round(fixed, 1), "events": split["events"], "events_seconds": round(events_seconds, 1),
         "steady_samples_per_s": round(steady, 1),
@@ -247,6 +259,7 @@ def main(argv=None) -> dict:
     }
     if stopped:
         result["stopped_by"] = stopped
+    result = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}
     if args.tag:
         result["tag"] = args.tag
     if device.type == "cuda":

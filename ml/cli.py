@@ -102,7 +102,7 @@ def train_cmd(
                                                       "'layers' (the repeated encoder layer, compiled once: fast "
                                                       "to compile, slower steps), 'model' (the whole loss as one "
                                                       "graph) or 'auto' (default: layers for runs under 500k "
-                                                      "samples).")] = None,
+                                                      "training samples, i.e. epochs x tweets).")] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:

@@ -60,12 +60,15 @@ COMPILED_PREDICT_MIN = 200_000
 #:
 #: * ``layers``: 35 s of compilation and warm-up, then 8,100 samples/s. A whole 1.6M x 2-epoch fit measured
 #:   42 s of fixed costs and 10,300 samples/s. The step is host-bound: 24 CUDA-graph launches and 12 guard
-#:   checks per step cost 26 ms of host time against 16 ms on the GPU.
+#:   checks per step; under the profiler a step took 26 ms of host time against 16 ms on the GPU.
 #: * ``model``: 137 s of compilation and warm-up, then 18,300 samples/s (whole fits: 133 s fixed, 16,100-16,700/s).
 #:
-#: Compiling by layers therefore pays only for short runs: ``"auto"`` (the default) compiles by layers below
-#: :data:`AUTO_LAYERS_BELOW` training samples and the whole model from there on. The compile cache kept under the
-#: platform home (:func:`use_compile_cache`) cuts the whole model's fixed cost to about 41 s on later runs.
+#: Compiling by layers therefore pays only for short runs. On a cold cache it wins below about 1.5M training
+#: samples (optimizer steps x batch size, i.e. epochs x tweets; 2.5M by the whole-fit figures); on a warm cache
+#: (:func:`use_compile_cache` keeps one under the platform home, which cuts the whole model's fixed cost to about
+#: 41 s) the whole model wins from a few hundred thousand. ``"auto"`` (the default) splits the difference: by
+#: layers below :data:`AUTO_LAYERS_BELOW` samples, where a first run saves over a minute and a retrain loses
+#: under half a minute, and the whole model from there on.
 COMPILE_SCOPES = ("auto", "layers", "model")
 DEFAULT_COMPILE_SCOPE = "auto"
 AUTO_LAYERS_BELOW = 500_000
@@ -137,6 +140,11 @@ def resolve_compile_scope(scope: str, samples: int) -> str:
     if scope != "auto":
         return scope
     return "layers" if samples < AUTO_LAYERS_BELOW else "model"
+
+
+def has_compiled_blocks(model) -> bool:
+    """Whether any submodule of ``model`` was compiled in place (``Module.compile``, as ``"layers"`` does)."""
+    return any(getattr(m, "_compiled_call_impl", None) is not None for m in model.modules())
 
 
 def repeated_blocks(model):
@@ -394,9 +402,9 @@ class TrainLoop:
             if self._compiled_logits is None:
                 self._compiled_logits = torch.compile(self._logits_impl, dynamic=True, mode=self._mode)
             forward, graphs = self._compiled_logits, self._cudagraphs
-        # Compiled layers run their original code here unless the pass is meant to be compiled.
-        stance = contextlib.nullcontext() if compiled or self.compile_scope != "layers" else \
-            torch.compiler.set_stance("force_eager")
+        # Compiled layers (this loop's or another's on the same model) run their original code in an eager pass.
+        stance = torch.compiler.set_stance("force_eager") if not compiled and has_compiled_blocks(self.model) \
+            else contextlib.nullcontext()
         self.model.eval()
         out = None
         with torch.inference_mode(), stance:
@@ -631,6 +639,7 @@ class TransformerPredictor(Predictor):
             self.model.load_state_dict(_load_state(work / "best" / "model.pt", loop.device))
         self.config = cfg
         self.metrics = {"steps": loop.step, "steps_per_epoch": steps_per_epoch, "max_length": cfg.max_length,
+                        "compiled": f"{loop.compile_mode}, by {loop.compile_scope}" if loop.compiled else None,
                         "resumed_from_step": resumed_from, "best": best, "history": history,
                         "train_samples_per_second": round(trained_samples / seconds, 1) if seconds else None}
         if not self.keep_work_dir:

@@ -37,3 +37,31 @@ def test_transformer_fit_bench_quick(tmp_path):
     assert line["steady_samples_per_s"] > 0 and line["estimate_minutes_1_6m"] > 0
     assert line["first_loss"] is not None and line["best_val_accuracy"] is not None
     assert not any(tmp_path.glob("transformer-fit-*")), "the temporary model directory is removed"
+
+
+@pytest.mark.slow
+def test_transformer_fit_bench_stopped_by_sigterm_prints_what_it_measured(tmp_path):
+    """``timeout`` stops a long run: the line still comes, marked incomplete, with the steady rate so far."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "bench/transformer_fit.py", "--from-config", "tiny", "--device", "cpu",
+                             "--train-samples", "100000", "--epochs", "1", "--batch-size", "64",
+                             "--progress-every", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, progress = time.monotonic() + 300, 0
+        for line in proc.stderr:  # two progress lines a second apart: the fit has taken steps
+            progress += line.startswith("step ")
+            if progress == 2 or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    (line,) = [json.loads(row) for row in out.splitlines() if row.startswith("{")]
+    assert line["completed"] is False and line["stopped_by"] == "SIGTERM"
+    assert 1 < line["steps"] < 100_000 // 64 and line["steady_samples_per_s"] > 0
+    assert line["estimate_minutes_1_6m"] > 0

@@ -205,6 +205,7 @@ def test_compile_cache_lives_under_the_platform_home(settings, tmp_path, monkeyp
     assert use_compile_cache(tmp_path / "b") == tmp_path / "a"  # an explicit (or already used) cache wins
 
 
+@pytest.mark.slow
 def test_compiling_by_layers_compiles_the_block_once_and_keeps_eager_evaluation_exact(tiny_bert, tmp_path,
                                                                                        monkeypatch):
     """Regional compilation (real Inductor, on CPU): every encoder layer runs one compiled graph, batches of new
@@ -246,7 +247,12 @@ def test_compiling_by_layers_compiles_the_block_once_and_keeps_eager_evaluation_
     mine = loop.predict_logits(seqs, pad_id=0, compiled=False)
     theirs = TrainLoop(reference, device="cpu", compile=False).predict_logits(seqs, pad_id=0)
     np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
-    assert counters["stats"]["unique_graphs"] == 1  # the eager pass compiled nothing
+    other = TrainLoop(model, device="cpu", compile=False).predict_logits(seqs, pad_id=0)  # another loop, same model
+    np.testing.assert_allclose(other, theirs, rtol=1e-5, atol=1e-6)
+    assert counters["stats"]["unique_graphs"] == 1  # the eager passes compiled nothing
+
+    flat = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))  # no repeated block: compiled whole
+    assert TrainLoop(flat, device="cpu", compile=True, compile_scope="layers").compile_scope == "model"
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
@@ -304,8 +310,13 @@ def test_minilm_fine_tunes_offline_and_roundtrips(settings, tmp_path, no_network
 
 
 @pytest.mark.slow
-def test_resume_after_interruption_continues_the_step_count(settings, tmp_path, tiny_bert, no_network):
+def test_resume_after_interruption_continues_the_step_count(settings, tmp_path, tiny_bert, no_network, monkeypatch):
+    import ml.models.transformer as transformer
     from ml.models.transformer import BertPredictor
+
+    scopes: list[tuple[str, int]] = []
+    resolve = transformer.resolve_compile_scope
+    monkeypatch.setattr(transformer, "resolve_compile_scope", lambda scope, n: scopes.append((scope, n)) or resolve(scope, n))
 
     texts, labels = dataset(64, {"positive": POSITIVE, "negative": NEGATIVE}, seed=2)
     options = {"model_name": str(tiny_bert), "epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "eval_every": 3,
@@ -316,6 +327,8 @@ def test_resume_after_interruption_continues_the_step_count(settings, tmp_path, 
     reference = BertPredictor.from_options(settings, {**options, "work_dir": tmp_path / "ref"})
     reference.fit(*data, **val)
     assert reference.metrics["steps"] == 12 and reference.metrics["resumed_from_step"] is None
+    assert scopes == [("auto", 96)]  # 'auto' is resolved on the run's samples: 12 steps x 8
+    assert reference.metrics["compiled"] is None  # CPU: eager
 
     class Interrupt(Exception):
         pass
