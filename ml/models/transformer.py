@@ -581,9 +581,10 @@ class TransformerPredictor(Predictor):
         if state is not None:
             history, best = state["history"], state["best"]
             log.info("resuming %s from step %d of %d (%s)", self.family, resumed_from, total_steps, work)
+        compiled = f"{loop.compile_mode}, by {loop.compile_scope}" if loop.compiled else None
         log.info("fine-tuning %s on %d texts: max_length %d, %d steps (%d per epoch), device %s, bf16 %s, "
                  "compiled %s", self.model_name, len(seqs), cfg.max_length, total_steps, steps_per_epoch,
-                 loop.device, loop.bf16, f"({loop.compile_mode}, by {loop.compile_scope})" if loop.compiled else False)
+                 loop.device, loop.bf16, compiled or "no")
 
         def evaluate() -> dict[str, Any]:
             logits = loop.predict_logits(val_seqs, pad_id, cfg.predict_batch_size)
@@ -639,7 +640,7 @@ class TransformerPredictor(Predictor):
             self.model.load_state_dict(_load_state(work / "best" / "model.pt", loop.device))
         self.config = cfg
         self.metrics = {"steps": loop.step, "steps_per_epoch": steps_per_epoch, "max_length": cfg.max_length,
-                        "compiled": f"{loop.compile_mode}, by {loop.compile_scope}" if loop.compiled else None,
+                        "compiled": compiled,
                         "resumed_from_step": resumed_from, "best": best, "history": history,
                         "train_samples_per_second": round(trained_samples / seconds, 1) if seconds else None}
         if not self.keep_work_dir:
