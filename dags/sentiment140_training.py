@@ -20,6 +20,10 @@ split, each family's default epochs):
 `{"families": ["logreg", "linearsvc", "multinomialnb", "gru", "lstm", "bert", "roberta", "minilm"],
 "max_samples": null, "eval_max_samples": null}`.
 
+**Distilled GRU/LSTM.** Set `teacher` to a saved model folder of an earlier run (say its `minilm` or `bert`):
+the run's GRU and LSTM then learn from that model's probabilities on the training tweets as well as from the
+labels, which makes them beat LogisticRegression on small data. Other families ignore it.
+
 **Where results go.** Everything a run writes is keyed by its run id (sanitised to `[A-Za-z0-9._-]`):
 `$SENTIMENT_HOME/models/<run>/<family>/`, `$SENTIMENT_HOME/reports/<run>/leaderboard.{json,md,png}` and
 `run.json` (the run's params, data version, champion, model tag and outcome). The prepared data is shared by
@@ -83,6 +87,12 @@ PARAMS = {
         None, type=["null", "string"], title="Transformer checkpoint",
         description="A Hugging Face model name or a local folder for the transformer families; empty: each "
                     "family's default. Offline machines need a local folder or a warm cache.",
+        section="Models",
+    ),
+    "teacher": Param(
+        None, type=["null", "string"], title="Teacher for GRU/LSTM",
+        description="A saved model folder, e.g. $SENTIMENT_HOME/models/<earlier run>/minilm: GRU and LSTM learn "
+                    "from its probabilities (knowledge distillation) instead of the labels alone. Empty: labels only.",
         section="Models",
     ),
     "eval_max_samples": Param(

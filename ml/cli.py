@@ -103,6 +103,12 @@ def train_cmd(
                                                       "to compile, slower steps), 'model' (the whole loss as one "
                                                       "graph) or 'auto' (default: layers for runs under 500k "
                                                       "training samples, i.e. epochs x tweets).")] = None,
+    teacher: Annotated[str | None, typer.Option(help="GRU/LSTM: distil from this model (a saved model directory, "
+                                                "or the name of a model of this run, e.g. minilm): learn from its "
+                                                "probabilities as well as from the labels.")] = None,
+    teacher_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="The teacher's share of each "
+                                                         "training target (default 1: its probabilities only; "
+                                                         "0: the labels only).")] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:
@@ -114,7 +120,7 @@ def train_cmd(
     result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
                    batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
                    grad_accum=grad_accum, compile_mode=compile_mode, compile_scope=compile_scope,
-                   dropout=dropout)
+                   dropout=dropout, teacher=teacher, teacher_weight=teacher_weight)
     _emit(result)
 
 

@@ -45,7 +45,7 @@ RUN_RECORD = "run.json"
 #: Params that become :class:`ml.settings.Settings` fields (``None`` keeps the environment's value).
 SETTINGS_PARAMS = ("data_url", "neutral_low", "neutral_high", "seed")
 #: Params handed to :func:`ml.train.train` (``None`` keeps the family's default).
-TRAIN_PARAMS = ("max_samples", "epochs", "model_name", "batch_size", "max_length")
+TRAIN_PARAMS = ("max_samples", "epochs", "model_name", "batch_size", "max_length", "teacher")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -72,8 +72,8 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
 
     Args:
         params: The run's parameters (the DAG's params after ``conf`` overrides): ``families``, ``max_samples``,
-            ``epochs``, ``model_name``, ``neutral_low``, ``neutral_high``, ``data_url``, ``eval_max_samples``,
-            ``build_bento``. Missing or ``None`` values fall back to the environment and the defaults.
+            ``epochs``, ``model_name``, ``teacher``, ``neutral_low``, ``neutral_high``, ``data_url``,
+            ``eval_max_samples``, ``build_bento``. Missing or ``None`` values fall back to the environment and the defaults.
         dag_run_id: The orchestrator's run id; the run folder name is derived from it (:func:`run_id_from`).
         dag_id: The DAG's id, recorded for traceability.
 
@@ -96,6 +96,10 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     for key in ("max_samples", "epochs", "batch_size", "max_length"):
         if key in train_options:
             train_options[key] = _positive_int(key, train_options[key])
+    if "teacher" in train_options:  # GRU/LSTM distil from it: it must exist before the run trains them
+        from ml.train import resolve_teacher
+
+        train_options["teacher"] = resolve_teacher(str(train_options["teacher"]), settings)
     eval_max = params.get("eval_max_samples")
     plan = {
         "dag_id": dag_id,
@@ -157,11 +161,14 @@ def check_data_version(settings: Settings, expected: str | None) -> None:
 
 def train_family(plan: Mapping[str, Any], family: str, data_version: str | None = None) -> dict[str, Any]:
     """Train one family of the run; the model replaces any earlier one at ``models/<run_id>/<family>``."""
-    from ml.train import train
+    from ml.train import distils, train
 
     settings = settings_for(plan)
     check_data_version(settings, data_version)
-    result = train(family, settings, **plan.get("train", {}))
+    options = dict(plan.get("train", {}))
+    if not distils(family):  # the run's teacher is for GRU and LSTM
+        options.pop("teacher", None)
+    result = train(family, settings, **options)
     return {k: result[k] for k in ("name", "family", "run_id", "data_version", "n_train", "train_seconds", "path")
             if k in result}
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ml.data import load_split, read_manifest
-from ml.predictor import family_class, load_predictor
+from ml.errors import ConfigError
+from ml.predictor import META_FILE, family_class, load_predictor
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,25 @@ def build_predictor(family: str, settings: Settings, options: dict[str, Any]):
     cls = family_class(family)
     options = {k: v for k, v in options.items() if v is not None}
     return cls.from_options(settings, options) if hasattr(cls, "from_options") else cls(seed=settings.seed)
+
+
+def distils(family: str) -> bool:
+    """Whether ``family`` can learn from a teacher model (``teacher`` option): GRU and LSTM."""
+    return bool(getattr(family_class(family), "distils", False))
+
+
+def resolve_teacher(value: str, settings: Settings) -> str:
+    """A teacher given as a saved model directory, or as the name of a model of the current run.
+
+    Raises:
+        ConfigError: Neither names a saved model.
+    """
+    path = Path(value).expanduser()
+    for candidate in (path, settings.models_dir / value):
+        if (candidate / META_FILE).is_file():
+            return str(candidate.resolve())
+    raise ConfigError(f"teacher {value!r}: not a saved model directory, nor a model of run {settings.run_id!r} "
+                      f"(in {settings.models_dir}); train it first, e.g. `python -m ml train minilm`")
 
 
 def train(
@@ -39,8 +60,18 @@ def train(
         settings: Platform settings; the model goes to ``settings.models_dir / (name or family)``.
         max_samples: Train on a seeded, stratified sample of this many rows.
         name: Directory name of the saved model (default: the family).
-        **options: Family options such as ``epochs`` or ``model_name``; families ignore those they do not use.
+        **options: Family options such as ``epochs`` or ``model_name``; families ignore those they do not use,
+            except ``teacher`` (a saved model directory or a model name of the run), which only GRU and LSTM take.
+
+    Raises:
+        ConfigError: A ``teacher`` for a family that cannot distil, or one that names no saved model.
     """
+    if options.get("teacher_weight") is not None and not options.get("teacher"):
+        raise ConfigError("--teacher-weight needs --teacher")
+    if options.get("teacher"):
+        if not distils(family):
+            raise ConfigError(f"--teacher applies to gru and lstm, not to {family}")
+        options["teacher"] = resolve_teacher(options["teacher"], settings)
     manifest = read_manifest(settings)
     train_df = load_split(settings, "train", max_samples)
     val_df = load_split(settings, "validation", FIT_VALIDATION_ROWS)
@@ -75,4 +106,4 @@ def trained_models(settings: Settings) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "predictor.json").is_file() and not p.name.startswith("."))
 
 
-__all__ = ["train", "trained_models", "build_predictor", "load_predictor"]
+__all__ = ["train", "trained_models", "build_predictor", "load_predictor", "distils", "resolve_teacher"]

@@ -68,6 +68,7 @@ def test_plan_takes_params(home):
     ({"max_samples": "many"}, "max_samples"),
     ({"max_samples": 0}, "max_samples"),
     ({"epochs": 1.5}, "epochs"),
+    ({"teacher": "/no/such/model"}, "teacher"),
 ])
 def test_plan_rejects_bad_params_naming_them(home, params, field):
     with pytest.raises(ConfigError, match=field):
@@ -119,6 +120,35 @@ def test_steps_end_to_end_idempotent_and_a_failed_family_is_reported(home, s140_
     train_family(plan, "multinomialnb", data["data_version"])  # the family is fixed and re-run
     evaluate_run(plan)
     assert finish_run(plan)["status"] == "success"
+
+
+@pytest.mark.slow
+def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
+    """``teacher`` names a saved model of an earlier run: GRU learns from it, LogisticRegression ignores it."""
+    from ml.errors import ConfigError
+    from ml.train import train
+
+    earlier = plan_run({"families": ["logreg"], "data_url": s140_zip.as_uri()}, "manual__earlier")
+    data = prepare_data(earlier, fetch_data(earlier)["archive"])
+    teacher = train_family(earlier, "logreg", data["data_version"])["path"]
+
+    plan = plan_run({"families": ["logreg", "gru"], "teacher": teacher, "epochs": 1, "max_samples": 200,
+                     "data_url": s140_zip.as_uri()}, "manual__student")
+    assert plan["train"]["teacher"] == teacher
+    train_family(plan, "logreg", data["data_version"])                 # not a student: the teacher is dropped
+    student = train_family(plan, "gru", data["data_version"])
+    meta = json.loads((home / "models" / "manual__student" / "gru" / "predictor.json").read_text())
+    assert student["family"] == "gru" and meta["params"]["teacher"] == teacher
+    assert meta["fit"]["teacher"]["family"] == "logreg" and meta["fit"]["teacher"]["agreement"] > 0.8
+
+    settings = settings_for(plan)
+    with pytest.raises(ConfigError, match="applies to gru and lstm"):
+        train("logreg", settings, teacher=teacher)
+    with pytest.raises(ConfigError, match="needs --teacher"):
+        train("gru", settings, teacher_weight=0.5)
+    # A model of the same run is found by its name.
+    facts = train("lstm", settings, teacher="logreg", epochs=1, max_samples=100)
+    assert facts["fit"]["teacher"]["path"] == str(settings.models_dir.resolve() / "logreg")
 
 
 def _record_many(plan, worker: int, n: int) -> None:

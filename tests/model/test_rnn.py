@@ -178,3 +178,83 @@ def test_resume_after_interruption_continues_at_the_next_epoch(settings, tmp_pat
     other = GRUPredictor.from_options(settings, {**options, "work_dir": work, "epochs": 1})
     assert other.fit(train[0][::-1], train[1][::-1], **val)["resumed_from_epoch"] is None
 
+
+
+def _teacher(tmp_path, texts, labels, name="teacher"):
+    """A real LogisticRegression trained on the true labels, saved: a teacher that knows the task."""
+    from ml.models.classical import LogRegPredictor
+
+    teacher = LogRegPredictor(max_features=500, ngram_max=2)
+    teacher.fit(texts, labels)
+    return teacher.save(tmp_path / name)
+
+
+@pytest.mark.slow
+def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(settings, tmp_path):
+    """The student's training labels are all wrong (swapped); only the teacher knows the task. With the teacher's
+    probabilities as targets the GRU learns it; from the labels alone it cannot. The saved student needs no
+    teacher, and a resumed fit reuses the teacher's probabilities instead of recomputing them."""
+    import shutil
+
+    from ml.models.rnn import GRUPredictor
+
+    texts, labels = dataset(320, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
+    teacher_dir = _teacher(tmp_path, texts[:256], labels[:256])
+    swapped = ["negative" if label == "positive" else "positive" for label in labels[:256]]
+    train, val = (texts[:256], swapped), {"val_texts": texts[256:], "val_labels": labels[256:]}
+    probe = texts[256:]
+
+    def accuracy(predictor):
+        predicted = np.array(predictor.labels)[predictor.predict_proba(probe).argmax(axis=1)]
+        return float(np.mean(predicted == np.array(labels[256:])))
+
+    options = {**SMALL, "epochs": 6}
+    plain = GRUPredictor.from_options(settings, {**options, "work_dir": tmp_path / "plain"})
+    assert plain.fit(*train, **val)["teacher"] is None
+    student = GRUPredictor.from_options(settings, {**options, "teacher": str(teacher_dir),
+                                                   "work_dir": tmp_path / "work", "keep_work_dir": True})
+    facts = student.fit(*train, **val)
+
+    assert accuracy(student) > 0.9 > 0.6 > accuracy(plain), (accuracy(student), accuracy(plain))
+    teacher = facts["teacher"]
+    assert teacher["family"] == "logreg" and teacher["weight"] == 1.0 and teacher["reused"] is False
+    assert teacher["agreement"] < 0.1                              # the teacher contradicts the swapped labels
+    assert facts["history"]["accuracy"][-1] > 0.9                  # agreement with the soft targets, cut at 0.5
+    assert (tmp_path / "work" / "teacher.npy").is_file()
+
+    again = GRUPredictor.from_options(settings, {**options, "teacher": str(teacher_dir),
+                                                 "work_dir": tmp_path / "work", "keep_work_dir": True})
+    assert again.fit(*train, **val)["teacher"]["reused"] is True   # the resumed (finished) fit: no second pass
+
+    saved = student.save(tmp_path / "student")
+    meta = json.loads((saved / "predictor.json").read_text())
+    assert meta["params"]["teacher"] == str(teacher_dir) and meta["params"]["teacher_weight"] == 1.0
+    shutil.rmtree(teacher_dir)
+    np.testing.assert_array_equal(load_predictor(saved).predict_proba(probe), student.predict_proba(probe))
+
+
+@pytest.mark.slow
+def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp_path):
+    from ml.errors import ConfigError
+    from ml.models.rnn import LSTMPredictor
+
+    pools = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
+    texts, labels = dataset(300, pools, seed=2)
+    teacher_dir = _teacher(tmp_path, texts, labels)
+    student = LSTMPredictor.from_options(settings, {**SMALL, "epochs": 8, "teacher": str(teacher_dir),
+                                                    "teacher_weight": 0.5})
+    facts = student.fit(texts[:240], labels[:240], val_texts=texts[240:], val_labels=labels[240:])
+    assert facts["teacher"]["weight"] == 0.5 and facts["teacher"]["agreement"] > 0.9
+    assert facts["history"]["loss"][-1] < facts["history"]["loss"][0] * 0.8
+    proba = student.predict_proba(texts[240:])
+    assert proba.shape == (60, 3)
+    predicted = [TERNARY_LABELS[i] for i in proba.argmax(axis=1)]
+    assert np.mean([p == t for p, t in zip(predicted, labels[240:], strict=True)]) > 0.6
+
+    binary_teacher = _teacher(tmp_path, *dataset(100, {"positive": POSITIVE, "negative": NEGATIVE}), name="binary")
+    with pytest.raises(ConfigError, match="other|classes"):
+        LSTMPredictor.from_options(settings, {**SMALL, "epochs": 1, "teacher": str(binary_teacher)}).fit(texts, labels)
+    with pytest.raises(ConfigError, match="not a saved model"):
+        LSTMPredictor.from_options(settings, {**SMALL, "teacher": str(tmp_path / "nowhere")}).fit(texts, labels)
+    with pytest.raises(ConfigError, match="teacher_weight"):
+        LSTMPredictor(teacher=str(teacher_dir), teacher_weight=1.5)
