@@ -10,6 +10,12 @@ Example (about 20 minutes on 2 busy cores)::
 
     python bench/neural.py --data ../shared/data --subset 20000 --minilm-subset 4000
 
+``--rnn-teacher minilm`` distils GRU and LSTM from the MiniLM fine-tuned in the same run (trained first, its
+probabilities on the RNNs' training rows computed inside their fit, whose seconds include that pass)::
+
+    python bench/neural.py --data ../shared/data --subset 0 --minilm-subset 20000 \
+        --models logreg,minilm,gru,lstm --rnn-teacher minilm
+
 The transformer fine-tune is the slow one on CPU, hence its own, smaller subset (``--minilm-subset``) and a
 higher learning rate than the write-up's 1e-5 (few steps); the output line states both.
 """
@@ -22,6 +28,7 @@ import multiprocessing as mp
 import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rnn-batch-size", type=int, default=256)
     p.add_argument("--rnn-lr", type=float, default=None, help="RNN learning rate (default: the model's).")
     p.add_argument("--rnn-dropout", type=float, default=None, help="RNN dropout (default: the model's).")
+    p.add_argument("--rnn-teacher", default=None,
+                   help="Distil GRU/LSTM from 'minilm' (the one this run fine-tunes) or a saved model directory.")
+    p.add_argument("--rnn-teacher-weight", type=float, default=None,
+                   help="The teacher's share of each RNN training target (default: the model's, 1).")
     p.add_argument("--minilm-epochs", type=int, default=1)
     p.add_argument("--minilm-batch-size", type=int, default=32)
     p.add_argument("--minilm-lr", type=float, default=5e-5, help="Peak learning rate of the MiniLM fine-tune.")
@@ -87,7 +98,8 @@ def build(name: str, args) -> Any:
 
         cls = GRUPredictor if name == "gru" else LSTMPredictor
         options = {"epochs": args.rnn_epochs, "batch_size": args.rnn_batch_size, "patience": 1}
-        options.update({k: v for k, v in (("learning_rate", args.rnn_lr), ("dropout", args.rnn_dropout))
+        options.update({k: v for k, v in (("learning_rate", args.rnn_lr), ("dropout", args.rnn_dropout),
+                                          ("teacher", args.teacher_dir), ("teacher_weight", args.rnn_teacher_weight))
                         if v is not None})
         return cls(seed=args.seed, **options), options
     from ml.models.transformer import MiniLMPredictor, TrainConfig
@@ -113,6 +125,8 @@ def run_one(name: str, args, train, val, test, queue) -> None:
         started = time.perf_counter()
         proba = predictor.predict_proba(test[0])
         predict_seconds = time.perf_counter() - started
+        if name == "minilm" and args.rnn_teacher == "minilm":  # the RNNs of this run distil from it
+            predictor.save(args.teacher_dir)
         predicted = np.array(predictor.labels)[proba.argmax(axis=1)]
         accuracy = float((predicted == np.array(test[1])).mean())
         facts = facts or {}
@@ -122,7 +136,7 @@ def run_one(name: str, args, train, val, test, queue) -> None:
             "n_test": len(test[0]), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "options": options,
             "fit": {k: facts[k] for k in ("epochs_run", "best_epoch", "max_length", "steps", "best",
-                                          "train_samples_per_second", "vocabulary") if k in facts},
+                                          "train_samples_per_second", "vocabulary", "teacher") if k in facts},
         })
     except BaseException as exc:  # report, never hang the parent
         queue.put({"model": name, "error": f"{type(exc).__name__}: {exc}"})
@@ -144,6 +158,17 @@ def main(argv=None) -> list[dict]:
         test = stratified(*test, args.test_limit, args.seed)
     all_texts, all_labels = head_tail["text"].tolist(), head_tail["label"].tolist()
 
+    args.teacher_dir = None
+    scratch = None
+    if args.rnn_teacher == "minilm":
+        if "minilm" not in names:
+            raise SystemExit("--rnn-teacher minilm needs minilm in --models")
+        names = ["minilm"] + [n for n in names if n != "minilm"]  # the teacher trains first
+        scratch = tempfile.TemporaryDirectory(prefix="neural-teacher-")
+        args.teacher_dir = str(Path(scratch.name) / "minilm")
+    elif args.rnn_teacher:
+        args.teacher_dir = str(Path(args.rnn_teacher).resolve())
+
     ctx = mp.get_context("spawn")
     results = []
     for name in names:
@@ -158,6 +183,8 @@ def main(argv=None) -> list[dict]:
         results.append(result)
         print(json.dumps(result), flush=True)
 
+    if scratch is not None:
+        scratch.cleanup()
     reference = next((r["accuracy"] for r in results if r["model"] == "logreg" and "accuracy" in r), None)
     if reference is not None:
         print(json.dumps({"summary": "neural vs logreg", "logreg_accuracy": reference,
