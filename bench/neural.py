@@ -10,8 +10,9 @@ Example (about 20 minutes on 2 busy cores)::
 
     python bench/neural.py --data ../shared/data --subset 20000 --minilm-subset 4000
 
-``--rnn-teacher minilm`` distils GRU and LSTM from the MiniLM fine-tuned in the same run (trained first, its
-probabilities on the RNNs' training rows computed inside their fit, whose seconds include that pass)::
+``--rnn-teacher minilm`` distils GRU and LSTM from the MiniLM fine-tuned in the same run (trained first). Its
+probabilities on the RNNs' training rows are computed inside the first RNN's fit, whose seconds include that
+pass; the second reuses them (``fit.teacher.seconds``/``reused`` say which)::
 
     python bench/neural.py --data ../shared/data --subset 0 --minilm-subset 20000 \
         --models logreg,minilm,gru,lstm --rnn-teacher minilm
@@ -101,7 +102,7 @@ def build(name: str, args) -> Any:
         options.update({k: v for k, v in (("learning_rate", args.rnn_lr), ("dropout", args.rnn_dropout),
                                           ("teacher", args.teacher_dir), ("teacher_weight", args.rnn_teacher_weight))
                         if v is not None})
-        return cls(seed=args.seed, **options), options
+        return cls(seed=args.seed, teacher_cache=args.teacher_cache, **options), options
     from ml.models.transformer import MiniLMPredictor, TrainConfig
 
     config = TrainConfig(epochs=args.minilm_epochs, batch_size=args.minilm_batch_size,
@@ -158,16 +159,17 @@ def main(argv=None) -> list[dict]:
         test = stratified(*test, args.test_limit, args.seed)
     all_texts, all_labels = head_tail["text"].tolist(), head_tail["label"].tolist()
 
-    args.teacher_dir = None
+    args.teacher_dir = args.teacher_cache = None
     scratch = None
+    if args.rnn_teacher:  # GRU and LSTM share one pass of the teacher over their training rows
+        scratch = tempfile.TemporaryDirectory(prefix="neural-teacher-")
+        args.teacher_cache = str(Path(scratch.name) / "cache")
+        args.teacher_dir = str(Path(args.rnn_teacher).resolve())
     if args.rnn_teacher == "minilm":
         if "minilm" not in names:
             raise SystemExit("--rnn-teacher minilm needs minilm in --models")
         names = ["minilm"] + [n for n in names if n != "minilm"]  # the teacher trains first
-        scratch = tempfile.TemporaryDirectory(prefix="neural-teacher-")
         args.teacher_dir = str(Path(scratch.name) / "minilm")
-    elif args.rnn_teacher:
-        args.teacher_dir = str(Path(args.rnn_teacher).resolve())
 
     ctx = mp.get_context("spawn")
     results = []

@@ -19,8 +19,9 @@ resumes at the next epoch, in the same order, instead of starting over.
 Knowledge distillation (``teacher``, off by default): given a saved model of any family (typically a fine-tuned
 transformer), the network learns from a mix of the labels and the teacher's probabilities on the training texts
 (``teacher_weight`` = the teacher's share of each target; Hinton et al. 2015, and Tang et al. 2019 for BiLSTMs
-distilled from BERT). The teacher's probabilities are computed once per fit and kept in the work directory, so
-a resumed fit does not recompute them; early stopping still reads the labels of the validation data. The saved
+distilled from BERT). The teacher's probabilities are computed once and cached (``teacher_cache``, in a run:
+``$SENTIMENT_HOME/cache/teacher``), so a resumed fit, or the LSTM after the GRU, does not recompute them; early
+stopping still reads the labels of the validation data. The saved
 model does not need the teacher. On CPU-sized data (93.7k tweets of ``head_tail_100k``) this is what lifts GRU
 and LSTM above LogisticRegression: see the README's figures.
 
@@ -101,15 +102,17 @@ def _dropout_rng(model, states: dict[str, list[int]] | None = None) -> dict[str,
 
 
 def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence[str], labels: Sequence[str],
-                          cache: Path | None = None) -> tuple[Any, dict[str, Any]]:
+                          cache_dir: str | os.PathLike[str] | None = None) -> tuple[Any, dict[str, Any]]:
     """A saved model's probabilities for ``cleaned`` texts, columns in the order of ``labels``; and facts.
 
-    With ``cache`` (a ``.npy`` path), probabilities stored there for the same teacher and texts are reused,
-    and fresh ones are written there atomically.
+    With ``cache_dir``, the probabilities are kept there under a hash of the teacher's ``predictor.json`` and the
+    texts, written atomically; a later fit on the same texts (a resumed one, or the LSTM after the GRU) reuses
+    them. A lock per entry makes concurrent fits (parallel DAG tasks) compute each entry once.
 
     Raises:
         ConfigError: ``teacher_dir`` is not a saved model, or predicts other classes than ``labels``.
     """
+    import fcntl
     import time
 
     import numpy as np
@@ -121,30 +124,38 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
     if set(meta.get("labels", ())) != set(labels):
         raise ConfigError(f"teacher {path} predicts {meta.get('labels')}, but the training data has the classes "
                           f"{list(labels)}; distil from a model trained on the same classes")
+    facts = {"path": str(path), "family": meta.get("family"), "name": meta.get("name", path.name)}
+
+    def compute():
+        started = time.perf_counter()
+        teacher = load_predictor(path)
+        log.info("teacher %s (%s) scores %d training texts", path, teacher.family, len(cleaned))
+        proba = np.asarray(teacher.predict_proba_cleaned(list(cleaned)), dtype=np.float32)
+        proba = proba[:, [list(teacher.labels).index(label) for label in labels]]
+        return proba, {**facts, "seconds": round(time.perf_counter() - started, 1), "reused": False}
+
+    if cache_dir is None:
+        return compute()
     digest = hashlib.sha256((path / META_FILE).read_bytes())
+    digest.update(json.dumps(list(labels)).encode())
     for text in cleaned:
         digest.update(text.encode())
         digest.update(b"\0")
-    key = digest.hexdigest()
-    facts = {"path": str(path), "family": meta.get("family"), "name": meta.get("name", path.name)}
-    key_file = cache.with_suffix(".key") if cache is not None else None
-    if cache is not None and cache.is_file() and key_file.is_file() and key_file.read_text() == key:
-        proba = np.load(cache)
-        if proba.shape == (len(cleaned), len(labels)):
-            log.info("teacher probabilities for %d texts reused from %s", len(cleaned), cache)
-            return proba, {**facts, "seconds": 0.0, "reused": True}
-    started = time.perf_counter()
-    teacher = load_predictor(path)
-    log.info("teacher %s (%s) scores %d training texts", path, teacher.family, len(cleaned))
-    proba = np.asarray(teacher.predict_proba_cleaned(list(cleaned)), dtype=np.float32)
-    proba = proba[:, [list(teacher.labels).index(label) for label in labels]]
-    seconds = time.perf_counter() - started
-    if cache is not None:
-        tmp = cache.with_name(f".{cache.stem}.tmp.npy")
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    entry = cache / f"{digest.hexdigest()[:32]}.npy"
+    with open(cache / f".{entry.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent fit of the same entry waits, then reuses it
+        if entry.is_file():
+            proba = np.load(entry)
+            if proba.shape == (len(cleaned), len(labels)):
+                log.info("teacher probabilities for %d texts reused from %s", len(cleaned), entry)
+                return proba, {**facts, "seconds": 0.0, "reused": True}
+        proba, facts = compute()
+        tmp = entry.with_name(f".{entry.stem}.tmp.npy")
         np.save(tmp, proba)
-        os.replace(tmp, cache)
-        key_file.write_text(key)  # written last: a key names complete probabilities
-    return proba, {**facts, "seconds": round(seconds, 1), "reused": False}
+        os.replace(tmp, entry)
+        return proba, facts
 
 
 _LAYERS: dict[str, Any] = {}
@@ -258,7 +269,7 @@ class _RecurrentPredictor(Predictor):
                  vocab_size: int = VOCAB_SIZE, max_length: int | None = None, max_length_cap: int = MAX_LENGTH_CAP,
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
                  dropout: float = 0.0, teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0,
-                 seed: int = 42, verbose: int = 0,
+                 teacher_cache: str | os.PathLike[str] | None = None, seed: int = 42, verbose: int = 0,
                  work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
         if not 0.0 <= teacher_weight <= 1.0:
             raise ConfigError(f"teacher_weight must be between 0 and 1, not {teacher_weight}")
@@ -277,6 +288,8 @@ class _RecurrentPredictor(Predictor):
         #: of each training target, the label's share is the rest.
         self.teacher = str(teacher) if teacher else None
         self.teacher_weight = float(teacher_weight)
+        #: Where the teacher's probabilities are cached (``None``: the work directory).
+        self.teacher_cache = Path(teacher_cache) if teacher_cache else None
         self.seed = seed
         self.verbose = verbose
         #: Checkpoints of the running fit (``last``: weights, optimizer, epoch; ``best.weights.h5``). A fit that
@@ -299,8 +312,9 @@ class _RecurrentPredictor(Predictor):
         """Build from settings (seed) and CLI/DAG options; unknown options are ignored."""
         values = {k: cls._OPTION_TYPES[k](v) for k, v in options.items()
                   if k in cls._OPTION_TYPES and v is not None}
+        cache = options.get("teacher_cache") or Path(settings.home) / "cache" / "teacher"
         return cls(seed=settings.seed, work_dir=work_dir_option(settings, cls.family, options),
-                   keep_work_dir=bool(options.get("keep_work_dir", False)), **values)
+                   keep_work_dir=bool(options.get("keep_work_dir", False)), teacher_cache=cache, **values)
 
     def params(self) -> dict[str, Any]:
         return {"cell": self.cell, "embedding_dim": self.embedding_dim, "units": self.units,
@@ -352,7 +366,8 @@ class _RecurrentPredictor(Predictor):
         teacher_facts = None
         y_fit = y
         if self.teacher:
-            soft, teacher_facts = teacher_probabilities(self.teacher, cleaned, self.labels, work / "teacher.npy")
+            soft, teacher_facts = teacher_probabilities(self.teacher, cleaned, self.labels,
+                                                        self.teacher_cache or work / "teacher")
             soft = soft[:, 1] if binary else soft  # binary targets are P(positive); y is one-hot otherwise
             y_fit = (self.teacher_weight * soft + (1.0 - self.teacher_weight) * y).astype("float32")
             teacher_facts.update(weight=self.teacher_weight, agreement=round(float(np.mean(

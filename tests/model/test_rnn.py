@@ -196,7 +196,7 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     teacher, and a resumed fit reuses the teacher's probabilities instead of recomputing them."""
     import shutil
 
-    from ml.models.rnn import GRUPredictor
+    from ml.models.rnn import GRUPredictor, LSTMPredictor
 
     texts, labels = dataset(320, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
     teacher_dir = _teacher(tmp_path, texts[:256], labels[:256])
@@ -220,11 +220,15 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     assert teacher["family"] == "logreg" and teacher["weight"] == 1.0 and teacher["reused"] is False
     assert teacher["agreement"] < 0.1                              # the teacher contradicts the swapped labels
     assert facts["history"]["accuracy"][-1] > 0.9                  # agreement with the soft targets, cut at 0.5
-    assert (tmp_path / "work" / "teacher.npy").is_file()
+    cached = list((settings.home / "cache" / "teacher").glob("*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (256, 2)
 
+    # The resumed (finished) fit and an LSTM on the same texts reuse the teacher's probabilities.
     again = GRUPredictor.from_options(settings, {**options, "teacher": str(teacher_dir),
                                                  "work_dir": tmp_path / "work", "keep_work_dir": True})
-    assert again.fit(*train, **val)["teacher"]["reused"] is True   # the resumed (finished) fit: no second pass
+    assert again.fit(*train, **val)["teacher"]["reused"] is True
+    lstm = LSTMPredictor.from_options(settings, {**options, "epochs": 1, "teacher": str(teacher_dir)})
+    assert lstm.fit(*train, **val)["teacher"]["reused"] is True
 
     saved = student.save(tmp_path / "student")
     meta = json.loads((saved / "predictor.json").read_text())
