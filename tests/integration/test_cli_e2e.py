@@ -44,6 +44,10 @@ def test_failures_are_one_line_and_nonzero(tmp_path):
     assert proc.stderr.strip().startswith("error: no input at") and len(proc.stderr.strip().splitlines()) == 1
     proc = run_ml(["train", "nope"], home, check=False)
     assert proc.returncode == 1 and "unknown family 'nope'" in proc.stderr
+    proc = run_ml(["train", "logreg", "--teacher", "minilm"], home, check=False)
+    assert proc.returncode == 1 and "applies to gru and lstm" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_ml(["train", "gru", "--teacher", "minilm"], home, check=False)
+    assert proc.returncode == 1 and "teacher 'minilm': not a saved model" in proc.stderr
     proc = run_ml(["evaluate"], home, check=False, SENTIMENT_SEED="x")
     assert proc.returncode == 1 and "seed" in proc.stderr and "Traceback" not in proc.stderr
 
