@@ -21,9 +21,9 @@ transformer), the network learns from a mix of the labels and the teacher's prob
 (``teacher_weight`` = the teacher's share of each target; Hinton et al. 2015, and Tang et al. 2019 for BiLSTMs
 distilled from BERT). The teacher's probabilities are computed once and cached (``teacher_cache``, in a run:
 ``$SENTIMENT_HOME/cache/teacher``), so a resumed fit, or the LSTM after the GRU, does not recompute them; early
-stopping still reads the labels of the validation data. The saved
-model does not need the teacher. On CPU-sized data (93.7k tweets of ``head_tail_100k``) this is what lifts GRU
-and LSTM above LogisticRegression: see the README's figures.
+stopping still reads the labels of the validation data. The saved model does not need the teacher. On CPU-sized
+data (93.7k tweets of ``head_tail_100k``) this is what lifts GRU and LSTM above LogisticRegression: see the
+README's figures.
 
 Texts are cleaned with :func:`ml.text.clean` by the predictor. The saved ``model.keras`` maps those cleaned
 strings to probabilities on its own: its first layer (``TokenIds``, see :func:`token_ids_layer`) splits them
@@ -393,8 +393,7 @@ class _RecurrentPredictor(Predictor):
             metrics = ["accuracy"]
         core.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=loss, metrics=metrics)
         monitor = "val_loss" if validation is not None else "loss"
-        y = y_fit
-        fingerprint = self._fingerprint(x, y, validation)
+        fingerprint = self._fingerprint(x, y_fit, validation)
         state = self._resume(work, core, fingerprint)
         resumed_from = state["epoch"] if state else None
         history: dict[str, list[float]] = state["history"] if state else {}
@@ -405,7 +404,7 @@ class _RecurrentPredictor(Predictor):
         while epoch < self.epochs and (best is None or epoch - best["epoch"] < self.patience):
             # One fit call per epoch over a (seed, epoch)-shuffled copy: a resumed run sees the same order.
             order = np.random.default_rng([self.seed, epoch]).permutation(len(x))
-            logs = core.fit(x[order], y[order], validation_data=validation, initial_epoch=epoch, epochs=epoch + 1,
+            logs = core.fit(x[order], y_fit[order], validation_data=validation, initial_epoch=epoch, epochs=epoch + 1,
                             batch_size=self.batch_size, shuffle=False, verbose=self.verbose).history
             epoch += 1
             for key, values in logs.items():
