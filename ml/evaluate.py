@@ -147,6 +147,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
             "run_id": settings.run_id,
             "path": str(path),
             "reference_accuracy": REFERENCE.get(meta["family"]),
+            "teacher": _teacher_of(meta),
         }
         rows.append(row)
         plot_confusion(cm, classes, f"{name} (validation)", out / f"confusion_{name}.png")
@@ -159,8 +160,19 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
     return rows
 
 
+def _teacher_of(meta: dict) -> str | None:
+    """``family:name`` of the model a distilled model learned from (``None`` for the others)."""
+    teacher = (meta.get("fit") or {}).get("teacher") or None
+    return f"{teacher.get('family')}:{teacher.get('name')}" if teacher else None
+
+
 def _pct(value: float | None) -> str:
     return "" if value is None or value != value else f"{100 * value:.1f}"
+
+
+def _family_cell(row: dict) -> str:
+    teacher = row.get("teacher")
+    return f"{row['family']} (distilled from {teacher})" if teacher else row["family"]
 
 
 def to_markdown(rows: list[dict], manifest: dict, band: tuple[float, float]) -> str:
@@ -179,7 +191,7 @@ def to_markdown(rows: list[dict], manifest: dict, band: tuple[float, float]) -> 
     for i, r in enumerate(rows, 1):
         ref = r.get("reference_accuracy")
         lines.append(
-            f"| {i} | {r['model']} | {r['family']} | {_pct(r['accuracy'])} | {'' if ref is None else ref} "
+            f"| {i} | {r['model']} | {_family_cell(r)} | {_pct(r['accuracy'])} | {'' if ref is None else ref} "
             f"| {_pct(r['f1'])} | {r['roc_auc']:.3f} | {_pct(r['test_accuracy'])} | {_pct(r['test3_accuracy'])} "
             f"| {_pct(r['test3_macro_f1'])} | {r['train_seconds']} | {r['n_train']:,} |"
         )

@@ -140,6 +140,10 @@ def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
     meta = json.loads((home / "models" / "manual__student" / "gru" / "predictor.json").read_text())
     assert student["family"] == "gru" and meta["params"]["teacher"] == teacher
     assert meta["fit"]["teacher"]["family"] == "logreg" and meta["fit"]["teacher"]["agreement"] > 0.8
+    rows = {row["model"]: row for row in evaluate_run(plan)}
+    assert rows["gru"]["teacher"] == "logreg:logreg" and rows["logreg"]["teacher"] is None
+    board = (home / "reports" / "manual__student" / "leaderboard.md").read_text()
+    assert "| gru (distilled from logreg:logreg) |" in board
 
     settings = settings_for(plan)
     with pytest.raises(ConfigError, match="applies to gru and lstm"):
