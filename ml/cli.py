@@ -104,11 +104,12 @@ def train_cmd(
                                                       "graph) or 'auto' (default: layers for runs under 500k "
                                                       "training samples, i.e. epochs x tweets).")] = None,
     teacher: Annotated[str | None, typer.Option(help="GRU/LSTM: distil from this model (a saved model directory, "
-                                                "or the name of a model of this run, e.g. minilm): learn from its "
-                                                "probabilities as well as from the labels.")] = None,
+                                                "or the name of a model of this run, e.g. minilm, trained on the "
+                                                "same classes): learn from its probabilities instead of the "
+                                                "labels (see --teacher-weight).")] = None,
     teacher_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="The teacher's share of each "
-                                                         "training target (default 1: its probabilities only; "
-                                                         "0: the labels only).")] = None,
+                                                         "training target, above 0 (default 1: its probabilities "
+                                                         "only; the labels have the rest).")] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:

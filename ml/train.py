@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,10 @@ def resolve_teacher(value: str, settings: Settings) -> str:
         ConfigError: Neither names a saved model.
     """
     path = Path(value).expanduser()
-    for candidate in (path, settings.models_dir / value):
+    by_name = settings.models_dir / value
+    # A bare name means the run's model first, whatever the working directory holds.
+    candidates = (by_name, path) if os.sep not in value else (path, by_name)
+    for candidate in candidates:
         if (candidate / META_FILE).is_file():
             return str(candidate.resolve())
     raise ConfigError(f"teacher {value!r}: not a saved model directory, nor a model of run {settings.run_id!r} "
@@ -67,7 +71,7 @@ def train(
         ConfigError: A ``teacher`` for a family that cannot distil, or one that names no saved model.
     """
     if options.get("teacher_weight") is not None and not options.get("teacher"):
-        raise ConfigError("--teacher-weight needs --teacher")
+        raise ConfigError("teacher_weight needs a teacher (--teacher)")
     if options.get("teacher"):
         if not distils(family):
             raise ConfigError(f"--teacher applies to gru and lstm, not to {family}")

@@ -137,6 +137,10 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
     if cache_dir is None:
         return compute()
     digest = hashlib.sha256((path / META_FILE).read_bytes())
+    for item in sorted(path.rglob("*")):  # a teacher retrained in place has other files (sizes, times)
+        if item.is_file():
+            stat = item.stat()
+            digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     digest.update(json.dumps(list(labels)).encode())
     for text in cleaned:
         digest.update(text.encode())
@@ -147,13 +151,20 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
     with open(cache / f".{entry.stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent fit of the same entry waits, then reuses it
         if entry.is_file():
-            proba = np.load(entry)
-            if proba.shape == (len(cleaned), len(labels)):
+            try:
+                proba = np.load(entry)
+            except (OSError, ValueError, EOFError) as exc:  # a damaged entry is computed again
+                log.warning("ignoring the damaged teacher cache entry %s (%s)", entry, exc)
+                proba = None
+            if proba is not None and proba.shape == (len(cleaned), len(labels)):
                 log.info("teacher probabilities for %d texts reused from %s", len(cleaned), entry)
                 return proba, {**facts, "seconds": 0.0, "reused": True}
         proba, facts = compute()
         tmp = entry.with_name(f".{entry.stem}.tmp.npy")
-        np.save(tmp, proba)
+        with open(tmp, "wb") as fh:
+            np.save(fh, proba)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, entry)
         return proba, facts
 
@@ -271,8 +282,9 @@ class _RecurrentPredictor(Predictor):
                  dropout: float = 0.0, teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0,
                  teacher_cache: str | os.PathLike[str] | None = None, seed: int = 42, verbose: int = 0,
                  work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
-        if not 0.0 <= teacher_weight <= 1.0:
-            raise ConfigError(f"teacher_weight must be between 0 and 1, not {teacher_weight}")
+        if not 0.0 < teacher_weight <= 1.0:
+            raise ConfigError(f"teacher_weight must be above 0 and at most 1, not {teacher_weight} "
+                              "(for the labels alone, train without a teacher)")
         self.embedding_dim = embedding_dim
         self.units = units
         self.top_units = top_units
@@ -387,7 +399,9 @@ class _RecurrentPredictor(Predictor):
         else:
             validation = None
         if binary:
-            loss, metrics = "binary_crossentropy", [keras.metrics.MeanMetricWrapper(agreement_metric(), name="accuracy")]
+            loss, metrics = "binary_crossentropy", ["accuracy"]
+            if self.teacher:  # soft targets: the built-in binary accuracy would compare them with 0 and 1
+                metrics = [keras.metrics.MeanMetricWrapper(agreement_metric(), name="accuracy")]
         else:
             loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
             metrics = ["accuracy"]
@@ -418,6 +432,8 @@ class _RecurrentPredictor(Predictor):
                 callback({"epoch": epoch, "history": history})
         if best is not None and best["epoch"] != epoch:  # early stopping keeps the best epoch's weights
             core.load_weights(work / "best.weights.h5")
+        if self.teacher and binary:  # the saved model names built-in metrics only: any Keras loads it
+            core.compile(optimizer=core.optimizer, loss=loss, metrics=["accuracy"])
         if not self.keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
         return {"epochs_run": epoch, "best_epoch": best["epoch"] if best else epoch, "resumed_from_epoch": resumed_from,

@@ -159,7 +159,7 @@ def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
     settings = settings_for(plan)
     with pytest.raises(ConfigError, match="applies to gru and lstm"):
         train("logreg", settings, teacher=teacher)
-    with pytest.raises(ConfigError, match="needs --teacher"):
+    with pytest.raises(ConfigError, match="needs a teacher"):
         train("gru", settings, teacher_weight=0.5)
     # A model of the same run is found by its name.
     facts = train("lstm", settings, teacher="logreg", epochs=1, max_samples=100)
