@@ -6,9 +6,8 @@ family** (in parallel, up to `SENTIMENT_TRAIN_PARALLELISM` at a time, default: t
 model on the same data, picks the champion and packages it into the BentoML model store; `bentoml build` is
 optional.
 
-`plan → download → prepare → train[family] (one mapped task per family) → train_student[family] (GRU/LSTM
-distilled from a family of the run; none unless `teacher` names one) → evaluate → leaderboard → select_champion →
-package → build_bento (optional) → finish`
+`plan → download → prepare → train[family] (one mapped task per family) → evaluate → leaderboard →
+select_champion → package → build_bento (optional) → finish`
 
 **Trigger form.** Pick the families (the classical three are the default and take minutes on two CPU cores;
 `gru`, `lstm` and the transformers `bert`, `roberta`, `minilm` take much longer on a CPU; `minilm` works offline,
@@ -21,10 +20,9 @@ split, each family's default epochs):
 `{"families": ["logreg", "linearsvc", "multinomialnb", "gru", "lstm", "bert", "roberta", "minilm"],
 "max_samples": null, "eval_max_samples": null}`.
 
-**Distilled GRU/LSTM.** Set `teacher` to one of the run's families (say `minilm`): the run trains it with the
-other families, then trains its GRU and LSTM (`train_student`) on that model's probabilities for the training
-tweets, which makes them beat LogisticRegression on small data. A saved model folder of an earlier run works as
-well (then everything trains at once). Other families ignore it.
+**Distilled GRU/LSTM.** Set `teacher` to a saved model folder of an earlier run (say its `minilm` or `bert`):
+the run's GRU and LSTM then learn from that model's probabilities on the training tweets as well as from the
+labels, which makes them beat LogisticRegression on small data. Other families ignore it.
 
 **Where results go.** Everything a run writes is keyed by its run id (sanitised to `[A-Za-z0-9._-]`):
 `$SENTIMENT_HOME/models/<run>/<family>/`, `$SENTIMENT_HOME/reports/<run>/leaderboard.{json,md,png}` and
@@ -47,7 +45,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ml.pipeline import DEFAULT_FAMILIES
 from ml.predictor import FAMILIES
@@ -93,9 +91,8 @@ PARAMS = {
     ),
     "teacher": Param(
         None, type=["null", "string"], title="Teacher for GRU/LSTM",
-        description="A family of this run (e.g. minilm, trained first) or a saved model folder (e.g. "
-                    "$SENTIMENT_HOME/models/<earlier run>/minilm): GRU and LSTM learn from its probabilities "
-                    "(knowledge distillation) instead of the labels alone. Empty: labels only.",
+        description="A saved model folder, e.g. $SENTIMENT_HOME/models/<earlier run>/minilm: GRU and LSTM learn "
+                    "from its probabilities (knowledge distillation) instead of the labels alone. Empty: labels only.",
         section="Models",
     ),
     "eval_max_samples": Param(
@@ -181,12 +178,7 @@ def sentiment140_training():
     @task(execution_timeout=timedelta(minutes=1))
     def families(plan: dict) -> list[str]:
         """The families to train, one mapped `train` task each."""
-        return plan["stages"][0]
-
-    @task(execution_timeout=timedelta(minutes=1))
-    def students(plan: dict) -> list[str]:
-        """GRU/LSTM that distil from a family of this run, one mapped `train_student` task each (often none)."""
-        return plan["stages"][1]
+        return plan["families"]
 
     @task(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=1))
     def download(plan: dict) -> dict:
@@ -275,12 +267,8 @@ def sentiment140_training():
     the_plan = plan()
     data = prepare(the_plan, download(the_plan))
     trained = train.partial(plan=the_plan, data=data).expand(family=families(the_plan))
-    # Students run after the first stage whatever its outcome: without their teacher they fail, naming it.
-    distilled = train.override(task_id="train_student", trigger_rule=TriggerRule.ALL_DONE).partial(
-        plan=the_plan, data=data).expand(family=students(the_plan))
     scored = evaluate(the_plan)
-    trained >> distilled
-    [trained, distilled] >> scored  # an empty (skipped) student stage must not skip evaluation
+    trained >> scored
     board = leaderboard(the_plan)
     scored >> board
     packaged = package(the_plan, select_champion(board))

@@ -75,17 +75,6 @@ def test_plan_rejects_bad_params_naming_them(home, params, field):
         plan_run(params, "r1")
 
 
-def test_plan_stages_for_a_teacher_of_the_run(home):
-    """A teacher that is a family of the run trains first; the GRU/LSTM of the run distil from it afterwards."""
-    plan = plan_run({"families": ["gru", "minilm", "logreg", "lstm"], "teacher": "minilm"}, "r3")
-    assert plan["stages"] == [["minilm", "logreg"], ["gru", "lstm"]] and plan["train"]["teacher"] == "minilm"
-    assert plan_run({"families": ["logreg", "gru"]}, "r4")["stages"] == [["logreg", "gru"], []]
-    with pytest.raises(ConfigError, match="no gru or lstm"):
-        plan_run({"families": ["minilm", "logreg"], "teacher": "minilm"}, "r5")
-    with pytest.raises(ConfigError, match="family of this run"):
-        plan_run({"families": ["gru"], "teacher": "minilm"}, "r6")
-
-
 def test_missing_families_and_failure_record(home):
     plan = plan_run({"families": ["logreg", "multinomialnb"]}, "r2")
     assert missing_families(plan, [{"model": "logreg", "family": "logreg"}]) == ["multinomialnb"]
@@ -145,7 +134,7 @@ def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
 
     plan = plan_run({"families": ["logreg", "gru"], "teacher": teacher, "epochs": 1, "max_samples": 200,
                      "data_url": s140_zip.as_uri()}, "manual__student")
-    assert plan["train"]["teacher"] == teacher and plan["stages"] == [["logreg", "gru"], []]  # no second stage
+    assert plan["train"]["teacher"] == teacher
     train_family(plan, "logreg", data["data_version"])                 # not a student: the teacher is dropped
     student = train_family(plan, "gru", data["data_version"])
     meta = json.loads((home / "models" / "manual__student" / "gru" / "predictor.json").read_text())
