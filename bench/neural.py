@@ -171,22 +171,24 @@ def main(argv=None) -> list[dict]:
         names = ["minilm"] + [n for n in names if n != "minilm"]  # the teacher trains first
         args.teacher_dir = str(Path(scratch.name) / "minilm")
 
-    ctx = mp.get_context("spawn")
-    results = []
-    for name in names:
-        n = args.minilm_subset if name == "minilm" else args.subset
-        train, val = hold_out(*stratified(all_texts, all_labels, n, args.seed))
-        queue = ctx.Queue()
-        proc = ctx.Process(target=run_one, args=(name, args, train, val, test, queue), daemon=False)
-        proc.start()
-        result = queue.get()
-        proc.join()
-        result["exit_code"] = proc.exitcode
-        results.append(result)
-        print(json.dumps(result), flush=True)
+    try:
+        ctx = mp.get_context("spawn")
+        results = []
+        for name in names:
+            n = args.minilm_subset if name == "minilm" else args.subset
+            train, val = hold_out(*stratified(all_texts, all_labels, n, args.seed))
+            queue = ctx.Queue()
+            proc = ctx.Process(target=run_one, args=(name, args, train, val, test, queue), daemon=False)
+            proc.start()
+            result = queue.get()
+            proc.join()
+            result["exit_code"] = proc.exitcode
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
-    if scratch is not None:
-        scratch.cleanup()
     reference = next((r["accuracy"] for r in results if r["model"] == "logreg" and "accuracy" in r), None)
     if reference is not None:
         print(json.dumps({"summary": "neural vs logreg", "logreg_accuracy": reference,

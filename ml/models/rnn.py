@@ -42,7 +42,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ml.errors import ConfigError
+from ml.errors import ConfigError, ModelError
 from ml.lengths import covering_length
 from ml.predictor import (
     META_FILE,
@@ -52,6 +52,7 @@ from ml.predictor import (
     ensure_work_dir,
     labels_for,
     load_predictor,
+    read_meta,
     work_dir_option,
 )
 from ml.text import clean, tokenize
@@ -118,9 +119,10 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
     import numpy as np
 
     path = Path(teacher_dir)
-    if not (path / META_FILE).is_file():
-        raise ConfigError(f"teacher {path}: not a saved model directory ({META_FILE} is missing)")
-    meta = json.loads((path / META_FILE).read_text())
+    try:
+        meta = read_meta(path)
+    except ModelError as exc:  # missing or corrupt predictor.json: a wrong teacher setting
+        raise ConfigError(f"teacher: {exc}") from None
     if set(meta.get("labels", ())) != set(labels):
         raise ConfigError(f"teacher {path} predicts {meta.get('labels')}, but the training data has the classes "
                           f"{list(labels)}; distil from a model trained on the same classes")
