@@ -6,8 +6,9 @@ family** (in parallel, up to `SENTIMENT_TRAIN_PARALLELISM` at a time, default: t
 model on the same data, picks the champion and packages it into the BentoML model store; `bentoml build` is
 optional.
 
-`plan → download → prepare → train[family] (one mapped task per family) → evaluate → leaderboard →
-select_champion → package → build_bento (optional) → finish`
+`plan → download → prepare → train[family] (one mapped task per family) → train_student[family] (GRU/LSTM
+distilled from a family of the run; none unless `teacher` names one) → evaluate → leaderboard → select_champion →
+package → build_bento (optional) → finish`
 
 **Trigger form.** Pick the families (the classical three are the default and take minutes on two CPU cores;
 `gru`, `lstm` and the transformers `bert`, `roberta`, `minilm` take much longer on a CPU; `minilm` works offline,
@@ -20,9 +21,10 @@ split, each family's default epochs):
 `{"families": ["logreg", "linearsvc", "multinomialnb", "gru", "lstm", "bert", "roberta", "minilm"],
 "max_samples": null, "eval_max_samples": null}`.
 
-**Distilled GRU/LSTM.** Set `teacher` to a saved model folder of an earlier run (say its `minilm` or `bert`):
-the run's GRU and LSTM then learn from that model's probabilities on the training tweets as well as from the
-labels, which makes them beat LogisticRegression on small data. Other families ignore it.
+**Distilled GRU/LSTM.** Set `teacher` to one of the run's families (say `minilm`): the run trains it with the
+other families, then trains its GRU and LSTM (`train_student`) on that model's probabilities for the training
+tweets, which makes them beat LogisticRegression on small data. A saved model folder of an earlier run works as
+well (then everything trains at once). Other families ignore it.
 
 **Where results go.** Everything a run writes is keyed by its run id (sanitised to `[A-Za-z0-9._-]`):
 `$SENTIMENT_HOME/models/<run>/<family>/`, `$SENTIMENT_HOME/reports/<run>/leaderboard.{json,md,png}` and
@@ -45,7 +47,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
 from ml.pipeline import DEFAULT_FAMILIES
 from ml.predictor import FAMILIES
@@ -91,8 +93,9 @@ PARAMS = {
     ),
     "teacher": Param(
         None, type=["null", "string"], title="Teacher for GRU/LSTM",
-        description="A saved model folder, e.g. $SENTIMENT_HOME/models/<earlier run>/minilm: GRU and LSTM learn "
-                    "from its probabilities (knowledge distillation) instead of the labels alone. Empty: labels only.",
+        description="A family of this run (e.g. minilm, trained first) or a saved model folder (e.g. "
+                    "$SENTIMENT_HOME/models/<earlier run>/minilm): GRU and LSTM learn from its probabilities "
+                    "(knowledge distillation) instead of the labels alone. Empty: labels only.",
         section="Models",
     ),
     "eval_max_samples": Param(
@@ -178,7 +181,12 @@ def sentiment140_training():
     @task(execution_timeout=timedelta(minutes=1))
     def families(plan: dict) -> list[str]:
         """The families to train, one mapped `train` task each."""
-        return plan["families"]
+        return plan["stages"][0]
+
+    @task(execution_timeout=timedelta(minutes=1))
+    def students(plan: dict) -> list[str]:
+        """GRU/LSTM that distil from a family of this run, one mapped `train_student` task each (often none)."""
+        return plan["stages"][1]
 
     @task(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=1))
     def download(plan: dict) -> dict:
@@ -202,15 +210,21 @@ def sentiment140_training():
 
     @task(map_index_template="{{ family }}", max_active_tis_per_dagrun=TRAIN_PARALLELISM,
           execution_timeout=TRAIN_TIMEOUT)
-    def train(plan: dict, data: dict, family: str) -> dict:
+    def train(plan: dict, data: dict | None, family: str) -> dict:
         """Train one family; its model replaces any earlier one of this run."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from ml.pipeline import train_family
 
         get_current_context()["family"] = family  # names the mapped task in the UI
+        if data is None:  # only a student (all_done) gets here without data: prepare failed, which fails the run
+            raise AirflowSkipException("the data was not prepared (see the prepare task)")
         with _fail_fast_on_platform_errors():
             return train_family(plan, family, data["data_version"])
 
-    @task(trigger_rule="all_done_min_one_success", execution_timeout=timedelta(hours=2))
+    # all_done: an empty student stage is skipped, and Airflow's all_done_min_one_success would skip evaluation
+    # with it; a run that saved no model fails here instead (evaluate_run raises).
+    @task(trigger_rule="all_done", execution_timeout=timedelta(hours=2))
     def evaluate(plan: dict) -> list[dict]:
         """Score every model this run saved (a failed family is simply absent) and write the leaderboard."""
         from ml.pipeline import evaluate_run
@@ -267,8 +281,13 @@ def sentiment140_training():
     the_plan = plan()
     data = prepare(the_plan, download(the_plan))
     trained = train.partial(plan=the_plan, data=data).expand(family=families(the_plan))
+    # Students train after the first stage whatever its outcome (a failed LogisticRegression must not stop a GRU
+    # distilled from the run's MiniLM); without their teacher's model they fail, naming it.
+    distilled = train.override(task_id="train_student", trigger_rule=TriggerRule.ALL_DONE).partial(
+        plan=the_plan, data=data).expand(family=students(the_plan))
     scored = evaluate(the_plan)
-    trained >> scored
+    trained >> distilled
+    [trained, distilled] >> scored
     board = leaderboard(the_plan)
     scored >> board
     packaged = package(the_plan, select_champion(board))

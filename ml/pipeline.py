@@ -78,8 +78,10 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
         dag_id: The DAG's id, recorded for traceability.
 
     Returns:
-        ``{"run_id", "dag_run_id", "families", "settings", "train", "eval_max_samples", "build_bento"}``;
-        ``settings`` holds the overrides that rebuild the run's :class:`~ml.settings.Settings`. The plan is also
+        ``{"run_id", "dag_run_id", "families", "stages", "settings", "train", "eval_max_samples",
+        "build_bento"}``; ``settings`` holds the overrides that rebuild the run's :class:`~ml.settings.Settings`;
+        ``stages`` splits ``families`` into the families trained first and the GRU/LSTM students trained after
+        them, when ``teacher`` names a family of this run (else the second stage is empty). The plan is also
         written to ``reports/<run_id>/run.json``.
 
     Raises:
@@ -96,16 +98,14 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     for key in ("max_samples", "epochs", "batch_size", "max_length"):
         if key in train_options:
             train_options[key] = _positive_int(key, train_options[key])
-    if "teacher" in train_options:  # GRU/LSTM distil from it: it must exist before the run trains them
-        from ml.train import resolve_teacher
-
-        train_options["teacher"] = resolve_teacher(str(train_options["teacher"]), settings)
+    stages = _stages(families, train_options, settings)
     eval_max = params.get("eval_max_samples")
     plan = {
         "dag_id": dag_id,
         "dag_run_id": dag_run_id,
         "run_id": settings.run_id,
         "families": families,
+        "stages": stages,
         "settings": overrides,
         "train": train_options,
         "eval_max_samples": None if eval_max in (None, "", 0) else _positive_int("eval_max_samples", eval_max),
@@ -166,8 +166,12 @@ def train_family(plan: Mapping[str, Any], family: str, data_version: str | None 
     settings = settings_for(plan)
     check_data_version(settings, data_version)
     options = dict(plan.get("train", {}))
-    if not distils(family):  # the run's teacher is for GRU and LSTM
+    students = (plan.get("stages") or [[], []])[1]
+    if not distils(family) or (students and family not in students):  # the teacher is for the run's students
         options.pop("teacher", None)
+    elif family in students and not (settings.models_dir / options["teacher"] / "predictor.json").is_file():
+        raise ModelError(f"{family} distils from this run's {options['teacher']}, which saved no model (its train "
+                         "task failed); retry that task, then this one")
     result = train(family, settings, **options)
     return {k: result[k] for k in ("name", "family", "run_id", "data_version", "n_train", "train_seconds", "path")
             if k in result}
@@ -176,8 +180,13 @@ def train_family(plan: Mapping[str, Any], family: str, data_version: str | None 
 def evaluate_run(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Score every model the run saved (the families that failed are simply absent); write the leaderboard."""
     from ml.evaluate import evaluate
+    from ml.train import trained_models
 
-    return evaluate(settings_for(plan), max_samples=plan.get("eval_max_samples"))
+    settings = settings_for(plan)
+    if not trained_models(settings):
+        raise ModelError(f"run {settings.run_id} saved no model: every family failed to train, or the data was "
+                         "not prepared (see the failed tasks before this one)")
+    return evaluate(settings, max_samples=plan.get("eval_max_samples"))
 
 
 def read_leaderboard(plan: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,6 +307,31 @@ def _families(value: Any) -> list[str]:
     if unknown:
         raise ConfigError(f"families: unknown {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
     return families
+
+
+def _stages(families: list[str], train_options: dict[str, Any], settings: Settings) -> list[list[str]]:
+    """``[first, students]``: the families to train, and the GRU/LSTM that distil from a family of this run.
+
+    ``train_options["teacher"]`` is either a family of this run (trained in the first stage; the students find
+    its model by name) or a saved model that exists now (resolved to its folder; a single stage).
+    """
+    from ml.train import distils, resolve_teacher
+
+    teacher = train_options.get("teacher")
+    if not teacher:
+        return [families, []]
+    teacher = str(teacher)
+    if teacher in families:
+        students = [f for f in families if f != teacher and distils(f)]
+        if not students:
+            raise ConfigError(f"teacher: {teacher} is trained by this run, but no gru or lstm of the run learns "
+                              "from it; add one to families")
+        return [[f for f in families if f not in students], students]
+    try:
+        train_options["teacher"] = resolve_teacher(teacher, settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; or name a family of this run's families") from None
+    return [families, []]
 
 
 def _positive_int(name: str, value: Any) -> int:

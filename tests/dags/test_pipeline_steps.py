@@ -75,6 +75,17 @@ def test_plan_rejects_bad_params_naming_them(home, params, field):
         plan_run(params, "r1")
 
 
+def test_plan_stages_for_a_teacher_of_the_run(home):
+    """A teacher that is a family of the run trains first; the GRU/LSTM of the run distil from it afterwards."""
+    plan = plan_run({"families": ["gru", "minilm", "logreg", "lstm"], "teacher": "minilm"}, "r3")
+    assert plan["stages"] == [["minilm", "logreg"], ["gru", "lstm"]] and plan["train"]["teacher"] == "minilm"
+    assert plan_run({"families": ["logreg", "gru"]}, "r4")["stages"] == [["logreg", "gru"], []]
+    with pytest.raises(ConfigError, match="no gru or lstm"):
+        plan_run({"families": ["minilm", "logreg"], "teacher": "minilm"}, "r5")
+    with pytest.raises(ConfigError, match="family of this run"):
+        plan_run({"families": ["gru"], "teacher": "minilm"}, "r6")
+
+
 def test_missing_families_and_failure_record(home):
     plan = plan_run({"families": ["logreg", "multinomialnb"]}, "r2")
     assert missing_families(plan, [{"model": "logreg", "family": "logreg"}]) == ["multinomialnb"]
@@ -134,7 +145,7 @@ def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
 
     plan = plan_run({"families": ["logreg", "gru"], "teacher": teacher, "epochs": 1, "max_samples": 200,
                      "data_url": s140_zip.as_uri()}, "manual__student")
-    assert plan["train"]["teacher"] == teacher
+    assert plan["train"]["teacher"] == teacher and plan["stages"] == [["logreg", "gru"], []]  # no second stage
     train_family(plan, "logreg", data["data_version"])                 # not a student: the teacher is dropped
     student = train_family(plan, "gru", data["data_version"])
     meta = json.loads((home / "models" / "manual__student" / "gru" / "predictor.json").read_text())
@@ -153,6 +164,27 @@ def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
     # A model of the same run is found by its name.
     facts = train("lstm", settings, teacher="logreg", epochs=1, max_samples=100)
     assert facts["fit"]["teacher"]["path"] == str(settings.models_dir.resolve() / "logreg")
+
+
+@pytest.mark.slow
+def test_a_student_of_the_run_waits_for_its_teacher(home, s140_zip):
+    """``teacher`` names a family of the run: nothing to evaluate before any model; the GRU fails naming its
+    teacher until the teacher's model is saved, then distils from the run's own model."""
+    plan = plan_run({"families": ["gru", "logreg"], "teacher": "logreg", "epochs": 1, "max_samples": 200,
+                     "data_url": s140_zip.as_uri()}, "manual__stages")
+    assert plan["stages"] == [["logreg"], ["gru"]]
+    data = prepare_data(plan, fetch_data(plan)["archive"])
+    with pytest.raises(ModelError, match="saved no model"):
+        evaluate_run(plan)
+    with pytest.raises(ModelError, match="gru distils from this run's logreg, which saved no model"):
+        train_family(plan, "gru", data["data_version"])
+    train_family(plan, "logreg", data["data_version"])  # the teacher: trained without one
+    train_family(plan, "gru", data["data_version"])
+    meta = json.loads((home / "models" / "manual__stages" / "gru" / "predictor.json").read_text())
+    assert meta["fit"]["teacher"]["path"] == str((home / "models" / "manual__stages" / "logreg").resolve())
+    assert "teacher" not in json.loads((home / "models" / "manual__stages" / "logreg" / "predictor.json")
+                                       .read_text())["params"]
+    assert {row["model"] for row in evaluate_run(plan)} == {"gru", "logreg"}
 
 
 def _record_many(plan, worker: int, n: int) -> None:

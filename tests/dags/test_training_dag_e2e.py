@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -56,9 +57,10 @@ def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, r
     families = ["logreg", "multinomialnb"]
     conf = {"families": families, "max_samples": None, "eval_max_samples": None, "data_url": s140_zip.as_uri(),
             "build_bento": True}
-    if "bert" in FAMILIES:  # the neural issue's transformer family, with a tiny randomly initialised BERT
-        conf.update(families=[*families, "bert"], model_name=str(request.getfixturevalue("tiny_transformer")),
-                    epochs=1)
+    if "bert" in FAMILIES:  # the neural issue's transformer family, with a tiny randomly initialised BERT, and a
+        # GRU distilled from the run's LogisticRegression (a second training stage)
+        conf.update(families=[*families, "bert", "gru"], model_name=str(request.getfixturevalue("tiny_transformer")),
+                    epochs=1, teacher="logreg")
     started = time.monotonic()
     done = dags_test(airflow_env(home, airflow_home), DAG_ID, conf, log=tmp_path / "dags_test.log")
     seconds = time.monotonic() - started
@@ -77,6 +79,10 @@ def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, r
         meta = json.loads((home / "models" / run_id / family / "predictor.json").read_text())
         assert meta["run_id"] == run_id and meta["data_version"] == record["data_version"]
     assert (home / "reports" / run_id / "leaderboard.md").is_file()
+    if "gru" in conf["families"]:
+        meta = json.loads((home / "models" / run_id / "gru" / "predictor.json").read_text())
+        assert meta["fit"]["teacher"]["family"] == "logreg" and meta["params"]["teacher"].endswith("/logreg")
+        assert next(row for row in board if row["model"] == "gru")["teacher"] == "logreg:logreg"
     name, version = record["bento_tag"].split(":")
     assert (home / "bentoml" / "bentos" / name / version / "bento.yaml").is_file()  # the optional `bentoml build`
 
@@ -123,7 +129,8 @@ class BrokenPredictor(LogRegPredictor):
 
 def test_a_failed_family_keeps_the_others(airflow_home, tmp_path, s140_zip):
     """One family fails (a test-only family registered at interpreter start): the others are evaluated and the
-    champion packaged; the run fails and says which family; the deterministic error is not retried."""
+    champion packaged; a GRU distilled from it fails naming it; the run fails and says which families; the
+    deterministic errors are not retried."""
     inject = tmp_path / "inject"
     inject.mkdir()
     (inject / "broken_family.py").write_text(textwrap.dedent(BROKEN_FAMILY))
@@ -131,17 +138,22 @@ def test_a_failed_family_keeps_the_others(airflow_home, tmp_path, s140_zip):
         "from ml.predictor import FAMILIES\nFAMILIES['broken'] = 'broken_family:BrokenPredictor'\n")
     home = tmp_path / "home"
     env = airflow_env(home, airflow_home, PYTHONPATH=str(inject))
-    conf = {"families": ["logreg", "broken"], "max_samples": None, "data_url": s140_zip.as_uri()}
+    # the broken family is also the teacher of a GRU: the student stage runs after it and fails, naming it
+    conf = {"families": ["logreg", "broken", "gru"], "teacher": "broken", "max_samples": None,
+            "data_url": s140_zip.as_uri()}
     done = dags_test(env, DAG_ID, conf, log=tmp_path / "dags_test.log")
     output = done.stdout + done.stderr
     assert done.returncode != 0, tail(output)  # the run is marked failed ...
 
     record = _record(home)
-    assert record["status"] == "failed" and record["failed_families"] == ["broken"]
+    assert record["status"] == "failed" and record["failed_families"] == ["broken", "gru"]
     assert record["champion"] == "logreg" and record["model_tag"].startswith("tweet-sentiment:")  # ... but served
     board = json.loads((home / "reports" / record["run_id"] / "leaderboard.json").read_text())
     assert [row["model"] for row in board] == ["logreg"]
     assert (home / "models" / record["run_id"] / "logreg" / "predictor.json").is_file()
     (failure,) = [f for f in record["failures"] if f["task_id"] == "train"]
     assert failure["family"] == "broken" and "injected failure" in failure["error"]
-    assert output.count("[DAG TEST] starting task_id=train") == 2, "the broken family was retried"
+    (student,) = [f for f in record["failures"] if f["task_id"] == "train_student"]
+    assert student["family"] == "gru" and "distils from this run's broken, which saved no model" in student["error"]
+    starts = re.findall(r"\[DAG TEST\] starting task_id=(train|train_student)\b", output)
+    assert starts.count("train") == 2 and starts.count("train_student") == 1, "a deterministic error was retried"
