@@ -157,3 +157,28 @@ def test_a_failed_family_keeps_the_others(airflow_home, tmp_path, s140_zip):
     assert student["family"] == "gru" and "distils from this run's broken, which saved no model" in student["error"]
     starts = re.findall(r"\[DAG TEST\] starting task_id=(train|train_student)\b", output)
     assert starts.count("train") == 2 and starts.count("train_student") == 1, "a deterministic error was retried"
+
+
+def test_data_that_fails_to_prepare_fails_the_run_without_training(airflow_home, tmp_path):
+    """The archive downloads but its CSV has the wrong shape: prepare fails at once, nothing trains, the student
+    stage (all_done) is skipped rather than run without data, evaluation says the run saved no model, and the
+    run is failed."""
+    from fixtures import make_s140_zip
+
+    bad = make_s140_zip(tmp_path / "zips" / "trainingandtestdata.zip", train_bytes=b'"only","three","columns"\n' * 50)
+    home = tmp_path / "home"
+    conf = {"families": ["logreg", "gru"], "teacher": "logreg", "data_url": bad.as_uri()}
+    done = dags_test(airflow_env(home, airflow_home), DAG_ID, conf, log=tmp_path / "dags_test.log")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, tail(output)
+
+    record = _record(home)
+    failed = [f["task_id"] for f in record["failures"]]
+    assert failed == ["prepare", "evaluate"], record["failures"]
+    assert "saved no model" in record["failures"][1]["error"]
+    models = home / "models" / record["run_id"]
+    assert not models.exists() or not any(models.iterdir())
+    started = re.findall(r"\[DAG TEST\] starting task_id=(\w+)", output)
+    assert sorted(started) == sorted(["plan", "download", "families", "students", "prepare", "train_student",
+                                      "evaluate"]), started  # train: upstream_failed; prepare: not retried
+    assert "reason='the data was not prepared (see the prepare task)'" in output  # the student skipped itself
