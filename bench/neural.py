@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rnn-batch-size", type=int, default=256)
     p.add_argument("--rnn-lr", type=float, default=None, help="RNN learning rate (default: the model's).")
     p.add_argument("--rnn-dropout", type=float, default=None, help="RNN dropout (default: the model's).")
+    p.add_argument("--rnn-embeddings", default=None,
+                   help="Pretrained vectors for the RNN embeddings: minilm, or a word-vector text file (GloVe).")
     p.add_argument("--rnn-teacher", default=None,
                    help="Distil GRU/LSTM from 'minilm' (the one this run fine-tunes) or a saved model directory.")
     p.add_argument("--rnn-teacher-weight", type=float, default=None,
@@ -100,6 +102,7 @@ def build(name: str, args) -> Any:
         cls = GRUPredictor if name == "gru" else LSTMPredictor
         options = {"epochs": args.rnn_epochs, "batch_size": args.rnn_batch_size, "patience": 1}
         options.update({k: v for k, v in (("learning_rate", args.rnn_lr), ("dropout", args.rnn_dropout),
+                                          ("embeddings", args.rnn_embeddings),
                                           ("teacher", args.teacher_dir), ("teacher_weight", args.rnn_teacher_weight))
                         if v is not None})
         return cls(seed=args.seed, teacher_cache=args.teacher_cache, **options), options
@@ -137,7 +140,7 @@ def run_one(name: str, args, train, val, test, queue) -> None:
             "n_test": len(test[0]), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "options": options,
             "fit": {k: facts[k] for k in ("epochs_run", "best_epoch", "max_length", "steps", "best",
-                                          "train_samples_per_second", "vocabulary", "teacher") if k in facts},
+                                          "train_samples_per_second", "vocabulary", "embeddings", "teacher") if k in facts},
         })
     except BaseException as exc:  # report, never hang the parent
         queue.put({"model": name, "error": f"{type(exc).__name__}: {exc}"})

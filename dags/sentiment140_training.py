@@ -91,6 +91,13 @@ PARAMS = {
                     "family's default. Offline machines need a local folder or a warm cache.",
         section="Models",
     ),
+    "embeddings": Param(
+        None, type=["null", "string"], title="Word vectors for GRU/LSTM",
+        description="Start the GRU/LSTM embedding from pretrained vectors: minilm (offline, the shipped MiniLM's "
+                    "word pieces) or a GloVe/word2vec text file on this machine (e.g. glove.twitter.27B.200d.txt). "
+                    "Empty: random initialisation, as in the write-up.",
+        section="Models",
+    ),
     "teacher": Param(
         None, type=["null", "string"], title="Teacher for GRU/LSTM",
         description="A family of this run (e.g. minilm, trained first) or a saved model folder (e.g. "

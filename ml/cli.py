@@ -103,6 +103,10 @@ def train_cmd(
                                                       "to compile, slower steps), 'model' (the whole loss as one "
                                                       "graph) or 'auto' (default: layers for runs under 500k "
                                                       "training samples, i.e. epochs x tweets).")] = None,
+    embeddings: Annotated[str | None, typer.Option(help="GRU/LSTM: start the embedding from pretrained word "
+                                                   "vectors: 'minilm' (offline, the shipped MiniLM's word pieces) "
+                                                   "or a GloVe/word2vec text file (.txt or .gz), e.g. "
+                                                   "glove.twitter.27B.200d.txt.")] = None,
     teacher: Annotated[str | None, typer.Option(help="GRU/LSTM: distil from this model (a saved model directory, "
                                                 "or the name of a model of this run, e.g. minilm, trained on the "
                                                 "same classes): learn from its probabilities instead of the "
@@ -121,7 +125,7 @@ def train_cmd(
     result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
                    batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
                    grad_accum=grad_accum, compile_mode=compile_mode, compile_scope=compile_scope,
-                   dropout=dropout, teacher=teacher, teacher_weight=teacher_weight)
+                   dropout=dropout, embeddings=embeddings, teacher=teacher, teacher_weight=teacher_weight)
     _emit(result)
 
 

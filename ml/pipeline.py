@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.errors import ConfigError, DataError, ModelError
-from ml.predictor import FAMILIES
+from ml.predictor import FAMILIES, family_class
 
 if TYPE_CHECKING:
     from ml.settings import Settings
@@ -45,7 +45,7 @@ RUN_RECORD = "run.json"
 #: Params that become :class:`ml.settings.Settings` fields (``None`` keeps the environment's value).
 SETTINGS_PARAMS = ("data_url", "neutral_low", "neutral_high", "seed")
 #: Params handed to :func:`ml.train.train` (``None`` keeps the family's default).
-TRAIN_PARAMS = ("max_samples", "epochs", "model_name", "batch_size", "max_length", "teacher")
+TRAIN_PARAMS = ("max_samples", "epochs", "model_name", "batch_size", "max_length", "embeddings", "teacher")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -98,6 +98,10 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     for key in ("max_samples", "epochs", "batch_size", "max_length"):
         if key in train_options:
             train_options[key] = _positive_int(key, train_options[key])
+    if "embeddings" in train_options:  # GRU/LSTM word vectors: checked now, not hours into the run
+        from ml.embeddings import resolve_source
+
+        train_options["embeddings"] = resolve_source(str(train_options["embeddings"]))
     stages = _stages(families, train_options, settings)
     eval_max = params.get("eval_max_samples")
     plan = {
@@ -167,6 +171,8 @@ def train_family(plan: Mapping[str, Any], family: str, data_version: str | None 
     check_data_version(settings, data_version)
     options = dict(plan.get("train", {}))
     students = (plan.get("stages") or [[], []])[1]
+    if not getattr(family_class(family), "word_vectors", False):  # word vectors are for GRU and LSTM
+        options.pop("embeddings", None)
     if not distils(family) or (students and family not in students):  # the teacher is for the run's students
         options.pop("teacher", None)
     elif family in students and not (settings.models_dir / options["teacher"] / "predictor.json").is_file():

@@ -65,13 +65,20 @@ def train(
         max_samples: Train on a seeded, stratified sample of this many rows.
         name: Directory name of the saved model (default: the family).
         **options: Family options such as ``epochs`` or ``model_name``; families ignore those they do not use,
-            except ``teacher`` (a saved model directory or a model name of the run), which only GRU and LSTM take.
+            except ``teacher`` (a saved model directory or a model name of the run) and ``embeddings``
+            (``"minilm"`` or a word-vector file), which only GRU and LSTM take.
 
     Raises:
-        ConfigError: A ``teacher`` for a family that cannot distil, or one that names no saved model.
+        ConfigError: A ``teacher`` or ``embeddings`` for another family, or one that names nothing usable.
     """
     if options.get("teacher_weight") is not None and not options.get("teacher"):
         raise ConfigError("teacher_weight needs a teacher (--teacher)")
+    if options.get("embeddings"):
+        if not getattr(family_class(family), "word_vectors", False):
+            raise ConfigError(f"--embeddings applies to gru and lstm, not to {family}")
+        from ml.embeddings import resolve_source
+
+        options["embeddings"] = resolve_source(options["embeddings"])
     if options.get("teacher"):
         if not distils(family):
             raise ConfigError(f"--teacher applies to gru and lstm, not to {family}")

@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -277,11 +278,14 @@ class _RecurrentPredictor(Predictor):
     cell: ClassVar[str]
     #: Learns from a teacher model's probabilities when given ``teacher`` (see :func:`ml.train.resolve_teacher`).
     distils: ClassVar[bool] = True
+    #: Starts its embedding from pretrained word vectors when given ``embeddings`` (see :mod:`ml.embeddings`).
+    word_vectors: ClassVar[bool] = True
 
     def __init__(self, *, embedding_dim: int = 200, units: int = 100, top_units: int = 200,
                  vocab_size: int = VOCAB_SIZE, max_length: int | None = None, max_length_cap: int = MAX_LENGTH_CAP,
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
-                 dropout: float = 0.0, teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0,
+                 dropout: float = 0.0, embeddings: str | os.PathLike[str] | None = None,
+                 teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0,
                  teacher_cache: str | os.PathLike[str] | None = None, seed: int = 42, verbose: int = 0,
                  work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
         if not 0.0 < teacher_weight <= 1.0:
@@ -298,6 +302,9 @@ class _RecurrentPredictor(Predictor):
         self.patience = patience
         self.learning_rate = learning_rate
         self.dropout = dropout
+        #: Pretrained vectors for the vocabulary's rows: ``"minilm"`` or a word-vector file (see
+        #: :mod:`ml.embeddings`); ``None``: random initialisation.
+        self.embeddings = str(embeddings) if embeddings else None
         #: A saved model directory to distil from (see the module docstring); ``teacher_weight`` is its share
         #: of each training target, the label's share is the rest.
         self.teacher = str(teacher) if teacher else None
@@ -318,7 +325,7 @@ class _RecurrentPredictor(Predictor):
     _OPTION_TYPES: ClassVar[dict[str, type]] = {
         "embedding_dim": int, "units": int, "top_units": int, "vocab_size": int, "max_length": int,
         "max_length_cap": int, "batch_size": int, "epochs": int, "patience": int, "learning_rate": float,
-        "dropout": float, "teacher": str, "teacher_weight": float, "verbose": int,
+        "dropout": float, "embeddings": str, "teacher": str, "teacher_weight": float, "verbose": int,
     }
 
     @classmethod
@@ -335,7 +342,8 @@ class _RecurrentPredictor(Predictor):
                 "top_units": self.top_units, "vocab_size": self.vocab_size, "oov_buckets": OOV_BUCKETS,
                 "embedding_rows": 1 + OOV_BUCKETS + self.vocab_size, "max_length": self.max_length,
                 "batch_size": self.batch_size, "epochs": self.epochs, "patience": self.patience,
-                "learning_rate": self.learning_rate, "dropout": self.dropout, "teacher": self.teacher,
+                "learning_rate": self.learning_rate, "dropout": self.dropout, "embeddings": self.embeddings,
+                "teacher": self.teacher,
                 "teacher_weight": self.teacher_weight if self.teacher else None, "seed": self.seed}
 
     def _targets(self, labels: Sequence[str], one_hot: bool = False):
@@ -371,6 +379,7 @@ class _RecurrentPredictor(Predictor):
                                         top_units=self.top_units, rows=1 + OOV_BUCKETS + self.vocab_size,
                                         dropout=self.dropout)
         token_ids = self.model.get_layer("tokens")
+        embedding_facts = self._pretrained_embedding(core, vocabulary) if self.embeddings else None
         cleaned = [" ".join(t) for t in tokens]
         x = self._ids(token_ids, cleaned)
         binary = len(self.labels) == 2
@@ -440,7 +449,24 @@ class _RecurrentPredictor(Predictor):
             shutil.rmtree(work, ignore_errors=True)
         return {"epochs_run": epoch, "best_epoch": best["epoch"] if best else epoch, "resumed_from_epoch": resumed_from,
                 "max_length": self.max_length, "vocabulary": len(vocabulary),
-                "embedding_rows": token_ids.vocabulary_size(), "teacher": teacher_facts, "history": history}
+                "embedding_rows": token_ids.vocabulary_size(), "embeddings": embedding_facts, "teacher": teacher_facts,
+                "history": history}
+
+    def _pretrained_embedding(self, core, vocabulary: Sequence[str]) -> dict[str, Any]:
+        """Copy the source's vectors into the vocabulary's embedding rows (after padding and OOV buckets)."""
+        import numpy as np
+
+        from ml.embeddings import pretrained_vectors
+
+        started = time.perf_counter()
+        vectors, found, facts = pretrained_vectors(self.embeddings, vocabulary, self.embedding_dim)
+        layer = core.get_layer("embedding")
+        (table,) = layer.get_weights()
+        table[1 + OOV_BUCKETS + np.flatnonzero(found)] = vectors[found]
+        layer.set_weights([table])
+        facts["seconds"] = round(time.perf_counter() - started, 2)
+        log.info("embedding: %d of %d vocabulary words from %s", facts["found"], len(vocabulary), facts["source"])
+        return facts
 
     # ------------------------------------------------------------------------------------- checkpoints
     def _work_dir(self) -> Path:

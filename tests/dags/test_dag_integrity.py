@@ -102,8 +102,8 @@ def test_training_params_render_a_form_from_the_family_registry(probe):
     from ml.predictor import FAMILIES
 
     params = probe["dags"]["sentiment140_training"]["params"]
-    assert {"families", "max_samples", "epochs", "model_name", "teacher", "neutral_low", "neutral_high", "data_url",
-            "eval_max_samples", "build_bento"} <= set(params)
+    assert {"families", "max_samples", "epochs", "model_name", "embeddings", "teacher", "neutral_low",
+            "neutral_high", "data_url", "eval_max_samples", "build_bento"} <= set(params)
     families = params["families"]
     assert families["schema"]["items"]["enum"] == list(FAMILIES)  # grows with the registry
     assert families["value"] == list(DEFAULT_FAMILIES)

@@ -69,6 +69,7 @@ def test_plan_takes_params(home):
     ({"max_samples": 0}, "max_samples"),
     ({"epochs": 1.5}, "epochs"),
     ({"teacher": "/no/such/model"}, "teacher"),
+    ({"embeddings": "/no/such/glove.txt"}, "embeddings"),
 ])
 def test_plan_rejects_bad_params_naming_them(home, params, field):
     with pytest.raises(ConfigError, match=field):
@@ -169,9 +170,10 @@ def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
 @pytest.mark.slow
 def test_a_student_of_the_run_waits_for_its_teacher(home, s140_zip):
     """``teacher`` names a family of the run: nothing to evaluate before any model; the GRU fails naming its
-    teacher until the teacher's model is saved, then distils from the run's own model."""
+    teacher until the teacher's model is saved, then distils from the run's own model (and takes the run's word
+    vectors, which LogisticRegression ignores)."""
     plan = plan_run({"families": ["gru", "logreg"], "teacher": "logreg", "epochs": 1, "max_samples": 200,
-                     "data_url": s140_zip.as_uri()}, "manual__stages")
+                     "embeddings": "minilm", "data_url": s140_zip.as_uri()}, "manual__stages")
     assert plan["stages"] == [["logreg"], ["gru"]]
     data = prepare_data(plan, fetch_data(plan)["archive"])
     with pytest.raises(ModelError, match="saved no model"):
@@ -182,6 +184,7 @@ def test_a_student_of_the_run_waits_for_its_teacher(home, s140_zip):
     train_family(plan, "gru", data["data_version"])
     meta = json.loads((home / "models" / "manual__stages" / "gru" / "predictor.json").read_text())
     assert meta["fit"]["teacher"]["path"] == str((home / "models" / "manual__stages" / "logreg").resolve())
+    assert meta["params"]["embeddings"] == "minilm" and meta["fit"]["embeddings"]["coverage"] > 0.9  # GRU only
     assert "teacher" not in json.loads((home / "models" / "manual__stages" / "logreg" / "predictor.json")
                                        .read_text())["params"]
     assert {row["model"] for row in evaluate_run(plan)} == {"gru", "logreg"}
