@@ -17,6 +17,9 @@ pass; the second reuses them (``fit.teacher.seconds``/``reused`` say which)::
     python bench/neural.py --data ../shared/data --subset 0 --minilm-subset 20000 \
         --models logreg,minilm,gru,lstm --rnn-teacher minilm
 
+``--rnn-embeddings minilm`` (or a GloVe/word2vec file) starts the RNN embeddings from pretrained word vectors;
+``fit.embeddings`` reports their coverage.
+
 The transformer fine-tune is the slow one on CPU, hence its own, smaller subset (``--minilm-subset``) and a
 higher learning rate than the write-up's 1e-5 (few steps); the output line states both.
 """
