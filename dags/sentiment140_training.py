@@ -24,7 +24,7 @@ split, each family's default epochs):
 **Distilled GRU/LSTM.** Set `teacher` to one of the run's families (say `minilm`): the run trains it with the
 other families, then trains its GRU and LSTM (`train_student`) on that model's probabilities for the training
 tweets, which makes them beat LogisticRegression on small data. A saved model folder of an earlier run works as
-well (then everything trains at once). Other families ignore it.
+well (then everything trains at once). Other families ignore it; a run without GRU or LSTM refuses it.
 
 **Where results go.** Everything a run writes is keyed by its run id (sanitised to `[A-Za-z0-9._-]`):
 `$SENTIMENT_HOME/models/<run>/<family>/`, `$SENTIMENT_HOME/reports/<run>/leaderboard.{json,md,png}` and
@@ -232,9 +232,14 @@ def sentiment140_training():
     # all_done: an empty student stage is skipped, and Airflow's all_done_min_one_success would skip evaluation
     # with it; a run that saved no model fails here instead (evaluate_run raises).
     @task(trigger_rule="all_done", execution_timeout=timedelta(hours=2))
-    def evaluate(plan: dict) -> list[dict]:
+    def evaluate(plan: dict | None) -> list[dict]:
         """Score every model this run saved (a failed family is simply absent) and write the leaderboard."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from ml.pipeline import evaluate_run
+
+        if plan is None:  # all_done runs it after a failed plan too: that failure already fails the run
+            raise AirflowSkipException("the run has no plan (see the plan task)")
 
         with _fail_fast_on_platform_errors():
             return evaluate_run(plan)

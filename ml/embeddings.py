@@ -15,9 +15,11 @@ buckets and the padding row keep their random initialisation.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,18 +29,33 @@ from ml.errors import ConfigError, DataError
 MINILM = "minilm"
 
 
-def resolve_source(source: str | os.PathLike[str]) -> str:
-    """``"minilm"``, or the absolute path of an existing word-vector file.
+def resolve_source(source: str | os.PathLike[str], dim: int | None = None) -> str:
+    """``"minilm"``, or the absolute path of an existing word-vector file; with ``dim``, a file whose first
+    vector has fewer dimensions is refused too (it reads that line only, so it is cheap to check early).
 
     Raises:
-        ConfigError: Neither.
+        ConfigError: Neither, or too few dimensions.
+        DataError: The file's first vector line is unreadable.
     """
     if str(source) == MINILM:
         return MINILM
     path = Path(source).expanduser()
     if not path.is_file():
         raise ConfigError(f"embeddings {str(source)!r}: not 'minilm' nor a word-vector file")
+    if dim is not None:
+        with _lines(path) as lines:
+            for number, line in lines:
+                source_dim = _first_dim(path, number, line)
+                if source_dim is not None:
+                    _check_dim(str(path), source_dim, dim)
+                    break
     return str(path.resolve())
+
+
+def _check_dim(name: str, source_dim: int, dim: int) -> None:
+    if source_dim < dim:
+        raise ConfigError(f"embeddings {name}: {source_dim}-dimensional vectors, the GRU/LSTM embedding has {dim}; "
+                          f"use vectors of {dim} or more dimensions (e.g. glove.twitter.27B.200d.txt)")
 
 
 def pretrained_vectors(source: str | os.PathLike[str], vocabulary: Sequence[str], dim: int):
@@ -61,9 +78,7 @@ def pretrained_vectors(source: str | os.PathLike[str], vocabulary: Sequence[str]
         raw, found = _text_vectors(Path(name), words)
         basis = raw[found]
     source_dim = raw.shape[1]
-    if source_dim < dim:
-        raise ConfigError(f"embeddings {name}: {source_dim} dimensions, fewer than the embedding's {dim}; "
-                          f"set embedding_dim to {source_dim} or less")
+    _check_dim(name, source_dim, dim)
     vectors = raw if source_dim == dim else _project(raw, basis, dim)
     vectors = np.where(found[:, None], vectors, 0.0).astype("float32")
     facts: dict[str, Any] = {"source": name, "found": int(found.sum()), "source_dim": int(source_dim),
@@ -110,41 +125,60 @@ def _minilm_vectors(words: list[str]):
     return vectors, found, table  # the whole word-piece table fixes the projection, whatever the vocabulary
 
 
+@contextlib.contextmanager
+def _lines(path: Path):
+    """``(number, line)`` pairs of a UTF-8 text file, plain or gzipped; unreadable input is a :class:`DataError`."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="\n") as text:
+            yield enumerate(text, 1)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz
+        raise DataError(f"{path}: cannot read ({exc})") from None
+
+
+def _first_dim(path: Path, number: int, line: str) -> int | None:
+    """The dimension a file's first vector line sets; ``None`` for a blank line or the word2vec header."""
+    parts = line.rstrip("\r\n").rstrip(" ").split(" ")
+    if not line.strip() or (number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts)):
+        return None  # word2vec/fastText header: "count dim"
+    if len(parts) < 2:
+        raise DataError(f"{path}:{number}: expected 'word v1 ... vd', got {line[:80]!r}")
+    return len(parts) - 1
+
+
 def _text_vectors(path: Path, words: list[str]):
     import numpy as np
 
     wanted = {w: i for i, w in enumerate(words)}
     vectors: np.ndarray | None = None
     found = np.zeros(len(words), dtype=bool)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as lines:
-            dim = None
-            for number, line in enumerate(lines, 1):
-                parts = line.rstrip("\n").rstrip(" ").split(" ")
-                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    continue  # word2vec/fastText header: "count dim"
-                if len(parts) < 2:
-                    if not line.strip():
-                        continue
-                    raise DataError(f"{path}:{number}: expected 'word v1 ... vd', got {line[:80]!r}")
+    dim = None
+    with _lines(path) as lines:
+        for number, line in lines:
+            if dim is None:
+                dim = _first_dim(path, number, line)
                 if dim is None:
-                    dim = len(parts) - 1
-                    vectors = np.zeros((len(words), dim), dtype="float32")
-                elif len(parts) - 1 != dim:
-                    raise DataError(f"{path}:{number}: {len(parts) - 1} values, the file's first vector has {dim}")
-                index = wanted.get(parts[0])
-                if index is None or found[index]:
-                    continue  # not in the vocabulary, or a repeat (the first one wins)
-                try:
-                    vectors[index] = np.asarray(parts[1:], dtype="float32")
-                except ValueError:
-                    raise DataError(f"{path}:{number}: not a vector of numbers: {line[:80]!r}") from None
-                found[index] = True
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
-        raise DataError(f"{path}: cannot read ({exc})") from None
+                    continue
+                vectors = np.zeros((len(words), dim), dtype="float32")
+            elif not line.strip():
+                continue
+            # The last ``dim`` fields are the vector; a word may itself hold spaces (GloVe 840B has ". . .").
+            parts = line.rstrip("\r\n").rstrip(" ").rsplit(" ", dim)
+            if len(parts) != dim + 1 or not parts[0]:
+                raise DataError(f"{path}:{number}: {len(parts) - 1} values, the file's first vector has {dim}")
+            index = wanted.get(parts[0])
+            if index is None or found[index]:
+                continue  # not in the vocabulary, or a repeat (the first one wins)
+            try:
+                vector = np.asarray(parts[1:], dtype="float32")
+            except ValueError:
+                raise DataError(f"{path}:{number}: not a vector of numbers: {line[:80]!r}") from None
+            if not np.isfinite(vector).all():
+                raise DataError(f"{path}:{number}: the vector of {parts[0]!r} holds nan or inf")
+            vectors[index] = vector
+            found[index] = True
     if vectors is None:
         raise DataError(f"{path}: no word vectors")
     return vectors, found

@@ -100,8 +100,12 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
             train_options[key] = _positive_int(key, train_options[key])
     if "embeddings" in train_options:  # GRU/LSTM word vectors: checked now, not hours into the run
         from ml.embeddings import resolve_source
+        from ml.models.rnn import EMBEDDING_DIM
 
-        train_options["embeddings"] = resolve_source(str(train_options["embeddings"]))
+        if not any(getattr(family_class(f), "word_vectors", False) for f in families):
+            raise ConfigError("embeddings: no family of this run uses word vectors; add gru or lstm to families, "
+                              "or leave embeddings empty")
+        train_options["embeddings"] = resolve_source(str(train_options["embeddings"]), EMBEDDING_DIM)
     stages = _stages(families, train_options, settings)
     eval_max = params.get("eval_max_samples")
     plan = {
@@ -175,12 +179,26 @@ def train_family(plan: Mapping[str, Any], family: str, data_version: str | None 
         options.pop("embeddings", None)
     if not distils(family) or (students and family not in students):  # the teacher is for the run's students
         options.pop("teacher", None)
-    elif family in students and not (settings.models_dir / options["teacher"] / "predictor.json").is_file():
-        raise ModelError(f"{family} distils from this run's {options['teacher']}, which saved no model (its train "
-                         "task failed); retry that task, then this one")
+    elif family in students:
+        _check_teacher_of_run(settings, family, options["teacher"], data_version)
     result = train(family, settings, **options)
     return {k: result[k] for k in ("name", "family", "run_id", "data_version", "n_train", "train_seconds", "path")
             if k in result}
+
+
+def _check_teacher_of_run(settings: Settings, family: str, teacher: str, data_version: str | None) -> None:
+    """A student's teacher of this run must have saved a model, on this run's data (not a stale one)."""
+    from ml.predictor import read_meta
+
+    path = settings.models_dir / teacher
+    if not (path / "predictor.json").is_file():
+        raise ModelError(f"{family} distils from this run's {teacher}, which saved no model (its train task "
+                         "failed); retry that task, then this one")
+    saved = read_meta(path).get("data_version")
+    if data_version and saved != data_version:
+        raise ModelError(f"{family} distils from this run's {teacher}, whose model was trained on data version "
+                         f"{saved}, not this run's {data_version} (a stale model: its train task failed this "
+                         "time?); retry that task, then this one")
 
 
 def evaluate_run(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -327,6 +345,9 @@ def _stages(families: list[str], train_options: dict[str, Any], settings: Settin
     if not teacher:
         return [families, []]
     teacher = str(teacher)
+    if not any(distils(f) for f in families):
+        raise ConfigError("teacher: no family of this run learns from a teacher; add gru or lstm to families, or "
+                          "leave teacher empty")
     if teacher in families:
         students = [f for f in families if f != teacher and distils(f)]
         if not students:

@@ -77,8 +77,9 @@ def train(
         if not getattr(family_class(family), "word_vectors", False):
             raise ConfigError(f"--embeddings applies to gru and lstm, not to {family}")
         from ml.embeddings import resolve_source
+        from ml.models.rnn import EMBEDDING_DIM
 
-        options["embeddings"] = resolve_source(options["embeddings"])
+        options["embeddings"] = resolve_source(options["embeddings"], options.get("embedding_dim") or EMBEDDING_DIM)
     if options.get("teacher"):
         if not distils(family):
             raise ConfigError(f"--teacher applies to gru and lstm, not to {family}")

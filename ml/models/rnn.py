@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 VOCAB_SIZE = 10_000
 OOV_BUCKETS = 500
+EMBEDDING_DIM = 200
 MODEL_FILE = "model.keras"
 #: Rows of the embedding: padding + OOV buckets + vocabulary.
 EMBEDDING_ROWS = 1 + OOV_BUCKETS + VOCAB_SIZE
@@ -281,7 +282,7 @@ class _RecurrentPredictor(Predictor):
     #: Starts its embedding from pretrained word vectors when given ``embeddings`` (see :mod:`ml.embeddings`).
     word_vectors: ClassVar[bool] = True
 
-    def __init__(self, *, embedding_dim: int = 200, units: int = 100, top_units: int = 200,
+    def __init__(self, *, embedding_dim: int = EMBEDDING_DIM, units: int = 100, top_units: int = 200,
                  vocab_size: int = VOCAB_SIZE, max_length: int | None = None, max_length_cap: int = MAX_LENGTH_CAP,
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
                  dropout: float = 0.0, embeddings: str | os.PathLike[str] | None = None,
@@ -379,7 +380,6 @@ class _RecurrentPredictor(Predictor):
                                         top_units=self.top_units, rows=1 + OOV_BUCKETS + self.vocab_size,
                                         dropout=self.dropout)
         token_ids = self.model.get_layer("tokens")
-        embedding_facts = self._pretrained_embedding(core, vocabulary) if self.embeddings else None
         cleaned = [" ".join(t) for t in tokens]
         x = self._ids(token_ids, cleaned)
         binary = len(self.labels) == 2
@@ -420,6 +420,10 @@ class _RecurrentPredictor(Predictor):
         monitor = "val_loss" if validation is not None else "loss"
         fingerprint = self._fingerprint(x, y_fit, validation)
         state = self._resume(work, core, fingerprint)
+        if state is None:  # a resumed fit has its trained embedding in the checkpoint
+            embedding_facts = self._pretrained_embedding(core, vocabulary) if self.embeddings else None
+        else:
+            embedding_facts = state.get("embeddings")
         resumed_from = state["epoch"] if state else None
         history: dict[str, list[float]] = state["history"] if state else {}
         best: dict[str, Any] | None = state["best"] if state else None
@@ -438,7 +442,8 @@ class _RecurrentPredictor(Predictor):
                 best = {"epoch": epoch, "value": history[monitor][-1]}
                 _atomic_weights(core, work / "best.weights.h5")
             self._checkpoint(work, core, {"fingerprint": fingerprint, "epoch": epoch, "history": history,
-                                          "best": best, "dropout_rng": _dropout_rng(core)})
+                                          "best": best, "dropout_rng": _dropout_rng(core),
+                                          "embeddings": embedding_facts})
             for callback in self.callbacks:
                 callback({"epoch": epoch, "history": history})
         if best is not None and best["epoch"] != epoch:  # early stopping keeps the best epoch's weights

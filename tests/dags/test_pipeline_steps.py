@@ -68,8 +68,10 @@ def test_plan_takes_params(home):
     ({"max_samples": "many"}, "max_samples"),
     ({"max_samples": 0}, "max_samples"),
     ({"epochs": 1.5}, "epochs"),
-    ({"teacher": "/no/such/model"}, "teacher"),
-    ({"embeddings": "/no/such/glove.txt"}, "embeddings"),
+    ({"families": ["gru"], "teacher": "/no/such/model"}, "teacher '/no/such/model': not a saved model"),
+    ({"families": ["lstm"], "embeddings": "/no/such/glove.txt"}, "embeddings '/no/such/glove.txt': not 'minilm'"),
+    ({"teacher": "logreg"}, "teacher: no family of this run learns from a teacher"),   # the classical three
+    ({"embeddings": "minilm"}, "embeddings: no family of this run uses word vectors"),
 ])
 def test_plan_rejects_bad_params_naming_them(home, params, field):
     with pytest.raises(ConfigError, match=field):
@@ -81,8 +83,10 @@ def test_plan_stages_for_a_teacher_of_the_run(home):
     plan = plan_run({"families": ["gru", "minilm", "logreg", "lstm"], "teacher": "minilm"}, "r3")
     assert plan["stages"] == [["minilm", "logreg"], ["gru", "lstm"]] and plan["train"]["teacher"] == "minilm"
     assert plan_run({"families": ["logreg", "gru"]}, "r4")["stages"] == [["logreg", "gru"], []]
-    with pytest.raises(ConfigError, match="no gru or lstm"):
+    with pytest.raises(ConfigError, match="no family of this run learns from a teacher"):
         plan_run({"families": ["minilm", "logreg"], "teacher": "minilm"}, "r5")
+    with pytest.raises(ConfigError, match="gru is trained by this run, but no gru or lstm of the run learns"):
+        plan_run({"families": ["gru", "logreg"], "teacher": "gru"}, "r7")
     with pytest.raises(ConfigError, match="family of this run"):
         plan_run({"families": ["gru"], "teacher": "minilm"}, "r6")
 
@@ -181,12 +185,16 @@ def test_a_student_of_the_run_waits_for_its_teacher(home, s140_zip):
     with pytest.raises(ModelError, match="gru distils from this run's logreg, which saved no model"):
         train_family(plan, "gru", data["data_version"])
     train_family(plan, "logreg", data["data_version"])  # the teacher: trained without one
+    teacher_meta = home / "models" / "manual__stages" / "logreg" / "predictor.json"
+    good = teacher_meta.read_text()
+    teacher_meta.write_text(json.dumps({**json.loads(good), "data_version": "0123456789ab"}))
+    with pytest.raises(ModelError, match="trained on data version 0123456789ab, not this run's"):
+        train_family(plan, "gru", data["data_version"])  # a stale teacher left by an earlier attempt
+    teacher_meta.write_text(good)
     train_family(plan, "gru", data["data_version"])
     meta = json.loads((home / "models" / "manual__stages" / "gru" / "predictor.json").read_text())
     assert meta["fit"]["teacher"]["path"] == str((home / "models" / "manual__stages" / "logreg").resolve())
     assert meta["params"]["embeddings"] == "minilm" and meta["fit"]["embeddings"]["coverage"] > 0.9  # GRU only
-    assert "teacher" not in json.loads((home / "models" / "manual__stages" / "logreg" / "predictor.json")
-                                       .read_text())["params"]
     assert {row["model"] for row in evaluate_run(plan)} == {"gru", "logreg"}
 
 

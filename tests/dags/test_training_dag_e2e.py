@@ -182,3 +182,17 @@ def test_data_that_fails_to_prepare_fails_the_run_without_training(airflow_home,
     assert sorted(started) == sorted(["plan", "download", "families", "students", "prepare", "train_student",
                                       "evaluate"]), started  # train: upstream_failed; prepare: not retried
     assert "reason='the data was not prepared (see the prepare task)'" in output  # the student skipped itself
+
+
+def test_a_plan_that_refuses_its_params_fails_the_run_alone(airflow_home, tmp_path, s140_zip):
+    """A param the plan refuses (a word-vector file that is not there) fails the run at once: nothing downloads
+    or trains, and evaluate (all_done) skips itself instead of failing on the missing plan."""
+    home = tmp_path / "home"
+    conf = {"families": ["logreg", "gru"], "embeddings": str(tmp_path / "no-glove.txt"), "data_url": s140_zip.as_uri()}
+    done = dags_test(airflow_env(home, airflow_home), DAG_ID, conf, log=tmp_path / "dags_test.log")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, tail(output)
+    started = re.findall(r"\[DAG TEST\] starting task_id=(\w+)", output)
+    assert started == ["plan", "evaluate"], started                      # plan is not retried either
+    assert "not 'minilm' nor a word-vector file" in output
+    assert "reason='the run has no plan (see the plan task)'" in output and "TypeError" not in output

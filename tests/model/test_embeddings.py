@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from ml.embeddings import pretrained_vectors
+from ml.embeddings import pretrained_vectors, resolve_source
 from ml.errors import ConfigError, DataError
 
 
@@ -31,6 +31,14 @@ def test_a_word_vector_file_fills_the_vocabularys_rows(tmp_path):
         assert facts == {"source": str(path.resolve()), "found": 3, "source_dim": 3, "coverage": 0.75}
 
 
+def test_words_with_spaces_a_bom_and_blank_lines(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_bytes("\ufeffgood 1 2\n\n. . . 3 4\r\nbad 5 6 \n".encode())  # GloVe 840B has ". . ."
+    vectors, found, _ = pretrained_vectors(path, ["good", ". . .", "bad"], 2)
+    assert found.all()
+    np.testing.assert_array_equal(vectors, [[1, 2], [3, 4], [5, 6]])
+
+
 def test_more_dimensions_are_projected_onto_principal_components(tmp_path):
     rng = np.random.default_rng(0)
     planted = rng.normal(size=(40, 3)) * [5.0, 3.0, 1.0]          # all the variance in 3 directions of 8
@@ -52,12 +60,14 @@ def test_more_dimensions_are_projected_onto_principal_components(tmp_path):
     (["good 1 2 3", "bad 1 2"], r"v\.txt:2: 2 values, the file's first vector has 3"),
     (["good 1 2 x"], r"v\.txt:1: not a vector of numbers"),
     (["good"], r"v\.txt:1: expected 'word v1 \.\.\. vd'"),
+    (["good 1 2", "bad 1 nan"], r"v\.txt:2: the vector of 'bad' holds nan or inf"),
+    (["good 1 2", "bad"], r"v\.txt:2: 0 values, the file's first vector has 2"),
     ([], "no word vectors"),
 ])
 def test_malformed_files_are_clear_errors(tmp_path, lines, match):
     path = _write(tmp_path / "v.txt", lines)
     with pytest.raises(DataError, match=match):
-        pretrained_vectors(path, ["good"], 2)
+        pretrained_vectors(path, ["good", "bad"], 2)
 
 
 def test_unreadable_sources_are_clear_errors(tmp_path):
@@ -69,8 +79,17 @@ def test_unreadable_sources_are_clear_errors(tmp_path):
     (tmp_path / "cut.txt.gz").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataError, match="cannot read"):
         pretrained_vectors(tmp_path / "cut.txt.gz", ["w1"], 2)
-    with pytest.raises(ConfigError, match="2 dimensions, fewer than the embedding's 3; set embedding_dim"):
-        pretrained_vectors(_write(tmp_path / "small.txt", ["good 1 2"]), ["good"], 3)
+    damaged = bytearray(whole)
+    damaged[12:20] = b"\xff" * 8                                          # corrupt, not truncated (zlib.error)
+    (tmp_path / "bad.txt.gz").write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match="cannot read"):
+        pretrained_vectors(tmp_path / "bad.txt.gz", ["w1"], 2)
+    small = _write(tmp_path / "small.txt", ["good 1 2"], header="1 2")
+    with pytest.raises(ConfigError, match="2-dimensional vectors, the GRU/LSTM embedding has 3; use vectors of 3"):
+        pretrained_vectors(small, ["good"], 3)
+    with pytest.raises(ConfigError, match="2-dimensional vectors"):
+        resolve_source(small, 3)                                       # checked before any data is read
+    assert resolve_source(small, 2) == str(small.resolve()) and resolve_source("minilm", 200) == "minilm"
     with pytest.raises(ConfigError, match="not 'minilm' nor a word-vector file"):
         pretrained_vectors(tmp_path / "nope.txt", ["good"], 3)
 
@@ -118,8 +137,25 @@ def test_gru_starts_from_the_vectors_and_keeps_no_dependency_on_them(settings, t
             assert np.abs(weights[row]).max() <= 0.05
 
     saved = predictor.save(tmp_path / "gru")
+    original = path.read_text()
     path.unlink()
     np.testing.assert_array_equal(load_predictor(saved).predict_proba(texts[:5]), predictor.predict_proba(texts[:5]))
+
+    # An interrupted fit resumes from its checkpoint without reading the vectors again (here: gone by then).
+    path.write_text(original)
+    options = {"embedding_dim": 8, "units": 4, "top_units": 4, "epochs": 2, "patience": 5, "embeddings": str(path),
+               "work_dir": tmp_path / "work"}
+
+    def stop(event):
+        raise KeyboardInterrupt
+
+    first = GRUPredictor.from_options(settings, options)
+    first.callbacks.append(stop)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(texts, labels)
+    path.unlink()
+    facts = GRUPredictor.from_options(settings, options).fit(texts, labels)
+    assert facts["resumed_from_epoch"] == 1 and facts["embeddings"]["found"] > 0  # the first attempt's facts
 
 
 def test_train_checks_the_option_before_loading_data(settings, tmp_path):
