@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.errors import ConfigError, DataError, ModelError
-from ml.predictor import FAMILIES, family_class
+from ml.predictor import FAMILIES
 
 if TYPE_CHECKING:
     from ml.settings import Settings
@@ -101,8 +101,9 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     if "embeddings" in train_options:  # GRU/LSTM word vectors: checked now, not hours into the run
         from ml.embeddings import resolve_source
         from ml.models.rnn import EMBEDDING_DIM
+        from ml.train import takes_word_vectors
 
-        if not any(getattr(family_class(f), "word_vectors", False) for f in families):
+        if not any(takes_word_vectors(f) for f in families):
             raise ConfigError("embeddings: no family of this run uses word vectors; add gru or lstm to families, "
                               "or leave embeddings empty")
         train_options["embeddings"] = resolve_source(str(train_options["embeddings"]), EMBEDDING_DIM)
@@ -169,13 +170,13 @@ def check_data_version(settings: Settings, expected: str | None) -> None:
 
 def train_family(plan: Mapping[str, Any], family: str, data_version: str | None = None) -> dict[str, Any]:
     """Train one family of the run; the model replaces any earlier one at ``models/<run_id>/<family>``."""
-    from ml.train import distils, train
+    from ml.train import distils, takes_word_vectors, train
 
     settings = settings_for(plan)
     check_data_version(settings, data_version)
     options = dict(plan.get("train", {}))
     students = (plan.get("stages") or [[], []])[1]
-    if not getattr(family_class(family), "word_vectors", False):  # word vectors are for GRU and LSTM
+    if not takes_word_vectors(family):  # word vectors are for GRU and LSTM
         options.pop("embeddings", None)
     if not distils(family) or (students and family not in students):  # the teacher is for the run's students
         options.pop("teacher", None)
@@ -188,10 +189,10 @@ def train_family(plan: Mapping[str, Any], family: str, data_version: str | None 
 
 def _check_teacher_of_run(settings: Settings, family: str, teacher: str, data_version: str | None) -> None:
     """A student's teacher of this run must have saved a model, on this run's data (not a stale one)."""
-    from ml.predictor import read_meta
+    from ml.predictor import META_FILE, read_meta
 
     path = settings.models_dir / teacher
-    if not (path / "predictor.json").is_file():
+    if not (path / META_FILE).is_file():
         raise ModelError(f"{family} distils from this run's {teacher}, which saved no model (its train task "
                          "failed); retry that task, then this one")
     saved = read_meta(path).get("data_version")

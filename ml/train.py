@@ -32,6 +32,11 @@ def distils(family: str) -> bool:
     return bool(getattr(family_class(family), "distils", False))
 
 
+def takes_word_vectors(family: str) -> bool:
+    """Whether ``family`` can start its embedding from pretrained word vectors (``embeddings``): GRU and LSTM."""
+    return bool(getattr(family_class(family), "word_vectors", False))
+
+
 def resolve_teacher(value: str, settings: Settings) -> str:
     """A teacher given as a saved model directory, or as the name of a model of the current run.
 
@@ -74,7 +79,7 @@ def train(
     if options.get("teacher_weight") is not None and not options.get("teacher"):
         raise ConfigError("teacher_weight needs a teacher (--teacher)")
     if options.get("embeddings"):
-        if not getattr(family_class(family), "word_vectors", False):
+        if not takes_word_vectors(family):
             raise ConfigError(f"--embeddings applies to gru and lstm, not to {family}")
         from ml.embeddings import resolve_source
         from ml.models.rnn import EMBEDDING_DIM
@@ -118,4 +123,5 @@ def trained_models(settings: Settings) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "predictor.json").is_file() and not p.name.startswith("."))
 
 
-__all__ = ["train", "trained_models", "build_predictor", "load_predictor", "distils", "resolve_teacher"]
+__all__ = ["train", "trained_models", "build_predictor", "load_predictor", "distils", "takes_word_vectors",
+           "resolve_teacher"]
