@@ -2,13 +2,13 @@
 ### Sentiment140 training
 
 Downloads Sentiment140, prepares one validated train/validation/test split, trains **one task per model
-family** (in parallel, up to `SENTIMENT_TRAIN_PARALLELISM` at a time, default: the CPU count), scores every
-model on the same data, picks the champion and packages it into the BentoML model store; `bentoml build` is
-optional.
+family** (in parallel, up to `SENTIMENT_TRAIN_PARALLELISM` tasks of the run at a time, default: the CPU count),
+scores every model on the same data, picks the champion and packages it into the BentoML model store;
+`bentoml build` is optional.
 
-`plan → download → prepare → train[family] (one mapped task per family) → train_student[family] (GRU/LSTM
-distilled from a family of the run; none unless `teacher` names one) → evaluate → leaderboard → select_champion →
-package → build_bento (optional) → finish`
+`plan → download → prepare → train[family] (one mapped task per family) → evaluate → leaderboard →
+select_champion → package → build_bento (optional) → finish`; with a `teacher` of the run:
+`prepare → train_teacher[family] → train_student[gru, lstm] → evaluate`, beside the other families.
 
 **Trigger form.** Pick the families (the classical three are the default and take minutes on two CPU cores;
 `gru`, `lstm` and the transformers `bert`, `roberta`, `minilm` take much longer on a CPU; `minilm` works offline,
@@ -21,10 +21,11 @@ split, each family's default epochs):
 `{"families": ["logreg", "linearsvc", "multinomialnb", "gru", "lstm", "bert", "roberta", "minilm"],
 "max_samples": null, "eval_max_samples": null}`.
 
-**Distilled GRU/LSTM.** Set `teacher` to one of the run's families (say `minilm`): the run trains it with the
-other families, then trains its GRU and LSTM (`train_student`) on that model's probabilities for the training
-tweets, which makes them beat LogisticRegression on small data. A saved model folder of an earlier run works as
-well (then everything trains at once). Other families ignore it; a run without GRU or LSTM refuses it.
+**Distilled GRU/LSTM.** Set `teacher` to one of the run's families (say `minilm`): the run trains it
+(`train_teacher`) beside the other families, and as soon as it is done (not waiting for the others) trains its GRU
+and LSTM (`train_student`) on that model's probabilities for the training tweets, which makes them beat
+LogisticRegression on small data. A saved model folder of an earlier run works as well (then everything trains
+at once). Other families ignore it; a run without GRU or LSTM refuses it.
 
 **Where results go.** Everything a run writes is keyed by its run id (sanitised to `[A-Za-z0-9._-]`):
 `$SENTIMENT_HOME/models/<run>/<family>/`, `$SENTIMENT_HOME/reports/<run>/leaderboard.{json,md,png}` and
@@ -60,7 +61,8 @@ PREPARED_DATA = Asset(name="sentiment140_prepared", uri="x-sentiment://data/proc
 #: The champion in the BentoML model store; event extra: tag, model, family, run_id, data_version.
 CHAMPION_MODEL = Asset(name="sentiment_champion_model", uri="x-sentiment://bentoml/champion", group="sentiment")
 
-#: How many families train at once (each classical family uses one core; neural ones use all of them).
+#: How many tasks of a run run at once, i.e. how many families train at once (each classical family uses one
+#: core; neural ones use all of them). One cap for the whole run, since its three training tasks overlap.
 TRAIN_PARALLELISM = max(1, int(os.environ.get("SENTIMENT_TRAIN_PARALLELISM") or os.cpu_count() or 1))
 #: Longest a family may train (a transformer on all 1.28M tweets takes far longer on a CPU than on a GPU).
 TRAIN_TIMEOUT = timedelta(hours=float(os.environ.get("SENTIMENT_TRAIN_TIMEOUT_HOURS") or 24))
@@ -171,6 +173,7 @@ def _record_failure(context) -> None:
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,  # runs share data/processed: one at a time
+    max_active_tasks=TRAIN_PARALLELISM,
     tags=["sentiment", "training", "bentoml"],
     params=PARAMS,
     default_args={**DEFAULT_ARGS, "on_failure_callback": _record_failure},
@@ -185,15 +188,21 @@ def sentiment140_training():
         with _fail_fast_on_platform_errors():
             return plan_run(dict(context["params"]), context["run_id"], dag_id=DAG_ID)
 
+    # Airflow maps only over a task's whole return value, hence one small task per group of families
     @task(execution_timeout=timedelta(minutes=1))
     def families(plan: dict) -> list[str]:
-        """The families to train, one mapped `train` task each."""
-        return plan["stages"][0]
+        """The families that wait for nothing but the data, one mapped `train` task each."""
+        return plan["independent"]
+
+    @task(execution_timeout=timedelta(minutes=1))
+    def teachers(plan: dict) -> list[str]:
+        """The family that `teacher` names when this run trains it (one mapped `train_teacher` task; often none)."""
+        return plan["teachers"]
 
     @task(execution_timeout=timedelta(minutes=1))
     def students(plan: dict) -> list[str]:
-        """GRU/LSTM that distil from a family of this run, one mapped `train_student` task each (often none)."""
-        return plan["stages"][1]
+        """GRU/LSTM that distil from this run's teacher, one mapped `train_student` task each (often none)."""
+        return plan["students"]
 
     @task(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=1))
     def download(plan: dict) -> dict:
@@ -215,8 +224,7 @@ def sentiment140_training():
         }
         return data
 
-    @task(map_index_template="{{ family }}", max_active_tis_per_dagrun=TRAIN_PARALLELISM,
-          execution_timeout=TRAIN_TIMEOUT)
+    @task(map_index_template="{{ family }}", execution_timeout=TRAIN_TIMEOUT)
     def train(plan: dict, data: dict | None, family: str) -> dict:
         """Train one family; its model replaces any earlier one of this run."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -229,8 +237,9 @@ def sentiment140_training():
         with _fail_fast_on_platform_errors():
             return train_family(plan, family, data["data_version"])
 
-    # all_done: an empty student stage is skipped, and Airflow's all_done_min_one_success would skip evaluation
-    # with it; a run that saved no model fails here instead (evaluate_run raises).
+    # all_done: the teacher and student tasks are empty (skipped) in most runs, and Airflow's
+    # all_done_min_one_success would skip evaluation with them; a run that saved no model fails here instead
+    # (evaluate_run raises).
     @task(trigger_rule="all_done", execution_timeout=timedelta(hours=2))
     def evaluate(plan: dict | None) -> list[dict]:
         """Score every model this run saved (a failed family is simply absent) and write the leaderboard."""
@@ -293,13 +302,15 @@ def sentiment140_training():
     the_plan = plan()
     data = prepare(the_plan, download(the_plan))
     trained = train.partial(plan=the_plan, data=data).expand(family=families(the_plan))
-    # Students train after the first stage whatever its outcome (a failed LogisticRegression must not stop a GRU
-    # distilled from the run's MiniLM); without their teacher's model they fail, naming it.
+    taught = train.override(task_id="train_teacher").partial(plan=the_plan, data=data).expand(
+        family=teachers(the_plan))
+    # Students wait for their teacher alone (not for a slow unrelated family), whatever its outcome: without its
+    # model they fail, naming it.
     distilled = train.override(task_id="train_student", trigger_rule=TriggerRule.ALL_DONE).partial(
         plan=the_plan, data=data).expand(family=students(the_plan))
     scored = evaluate(the_plan)
-    trained >> distilled
-    [trained, distilled] >> scored
+    taught >> distilled
+    [trained, taught, distilled] >> scored
     board = leaderboard(the_plan)
     scored >> board
     packaged = package(the_plan, select_champion(board))

@@ -78,11 +78,12 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
         dag_id: The DAG's id, recorded for traceability.
 
     Returns:
-        ``{"run_id", "dag_run_id", "families", "stages", "settings", "train", "eval_max_samples",
-        "build_bento"}``; ``settings`` holds the overrides that rebuild the run's :class:`~ml.settings.Settings`;
-        ``stages`` splits ``families`` into the families trained first and the GRU/LSTM students trained after
-        them, when ``teacher`` names a family of this run (else the second stage is empty). The plan is also
-        written to ``reports/<run_id>/run.json``.
+        ``{"run_id", "dag_run_id", "families", "independent", "teachers", "students", "settings", "train",
+        "eval_max_samples", "build_bento"}``; ``settings`` holds the overrides that rebuild the run's
+        :class:`~ml.settings.Settings`. ``families`` is split three ways (see :func:`_groups`): ``teachers`` (the
+        family ``teacher`` names when the run trains it, else none), ``students`` (the run's GRU/LSTM that distil
+        from it, trained once it is done) and ``independent`` (every other family, trained at once). The plan is
+        also written to ``reports/<run_id>/run.json``.
 
     Raises:
         ConfigError: An unknown family or an invalid setting (named in the message).
@@ -107,14 +108,14 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
             raise ConfigError("embeddings: no family of this run uses word vectors; add gru or lstm to families, "
                               "or leave embeddings empty")
         train_options["embeddings"] = resolve_source(str(train_options["embeddings"]), EMBEDDING_DIM)
-    stages = _stages(families, train_options, settings)
+    groups = _groups(families, train_options, settings)
     eval_max = params.get("eval_max_samples")
     plan = {
         "dag_id": dag_id,
         "dag_run_id": dag_run_id,
         "run_id": settings.run_id,
         "families": families,
-        "stages": stages,
+        **groups,
         "settings": overrides,
         "train": train_options,
         "eval_max_samples": None if eval_max in (None, "", 0) else _positive_int("eval_max_samples", eval_max),
@@ -175,7 +176,7 @@ def train_family(plan: Mapping[str, Any], family: str, data_version: str | None 
     settings = settings_for(plan)
     check_data_version(settings, data_version)
     options = dict(plan.get("train", {}))
-    students = (plan.get("stages") or [[], []])[1]
+    students = plan.get("students") or []
     if not takes_word_vectors(family):  # word vectors are for GRU and LSTM
         options.pop("embeddings", None)
     if not distils(family) or (students and family not in students):  # the teacher is for the run's students
@@ -334,17 +335,20 @@ def _families(value: Any) -> list[str]:
     return families
 
 
-def _stages(families: list[str], train_options: dict[str, Any], settings: Settings) -> list[list[str]]:
-    """``[first, students]``: the families to train, and the GRU/LSTM that distil from a family of this run.
+def _groups(families: list[str], train_options: dict[str, Any], settings: Settings) -> dict[str, list[str]]:
+    """``{"independent", "teachers", "students"}``: the run's families by what each one waits for.
 
-    ``train_options["teacher"]`` is either a family of this run (trained in the first stage; the students find
-    its model by name) or a saved model that exists now (resolved to its folder; a single stage).
+    ``train_options["teacher"]`` is either a family of this run (then it is the one ``teachers`` entry, and the
+    run's GRU/LSTM are its ``students``: they wait for it, and only for it, then find its model by name) or a saved
+    model that exists now (resolved to its folder; every family is independent). Without a teacher every family
+    is independent.
     """
     from ml.train import distils, resolve_teacher
 
     teacher = train_options.get("teacher")
+    alone = {"independent": families, "teachers": [], "students": []}
     if not teacher:
-        return [families, []]
+        return alone
     teacher = str(teacher)
     if not any(distils(f) for f in families):
         raise ConfigError("teacher: no family of this run learns from a teacher; add gru or lstm to families, or "
@@ -354,12 +358,13 @@ def _stages(families: list[str], train_options: dict[str, Any], settings: Settin
         if not students:
             raise ConfigError(f"teacher: {teacher} is trained by this run, but no gru or lstm of the run learns "
                               "from it; add one to families")
-        return [[f for f in families if f not in students], students]
+        return {"independent": [f for f in families if f != teacher and f not in students], "teachers": [teacher],
+                "students": students}
     try:
         train_options["teacher"] = resolve_teacher(teacher, settings)
     except ConfigError as exc:
         raise ConfigError(f"{exc}; or name a family of this run's families") from None
-    return [families, []]
+    return alone
 
 
 def _positive_int(name: str, value: Any) -> int:

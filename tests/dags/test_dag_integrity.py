@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,7 +33,7 @@ bag = DagBag(dag_folder=sys.argv[1])
 dags = {}
 for dag_id, dag in bag.dags.items():
     dags[dag_id] = {
-        "tags": sorted(dag.tags), "doc_md": dag.doc_md or "", "params": {k: dag.params.get_param(k).dump()
+        "tags": sorted(dag.tags), "max_active_tasks": dag.max_active_tasks, "doc_md": dag.doc_md or "", "params": {k: dag.params.get_param(k).dump()
                                                                         for k in dag.params},
         "tasks": {t.task_id: {"retries": t.retries, "timeout": t.execution_timeout.total_seconds()
                               if t.execution_timeout else None, "trigger_rule": str(t.trigger_rule.value),
@@ -84,10 +85,14 @@ def test_training_dag_shape(probe):
     # a failed family does not stop evaluation of the others; finish tolerates the skipped optional build
     # (all_done: an empty, skipped student stage must not skip it; with no model at all it fails)
     assert tasks["evaluate"]["trigger_rule"] == "all_done"
-    assert tasks["evaluate"]["upstream"] == ["plan", "train", "train_student"]
-    # GRU/LSTM distilled from a family of the run train after it, whatever the first stage's outcome
+    assert tasks["evaluate"]["upstream"] == ["plan", "train", "train_student", "train_teacher"]
+    # GRU/LSTM distilled from a family of the run train after it, whatever its outcome, and after it alone (not
+    # after the other families, which train beside the teacher)
+    assert tasks["train_teacher"]["mapped"] and "prepare" in tasks["train_teacher"]["upstream"]
     assert tasks["train_student"]["mapped"] and tasks["train_student"]["trigger_rule"] == "all_done"
-    assert "train" in tasks["train_student"]["upstream"]
+    assert "train_teacher" in tasks["train_student"]["upstream"] and "train" not in tasks["train_student"]["upstream"]
+    # one cap for the run's three overlapping training tasks (SENTIMENT_TRAIN_PARALLELISM, default the CPU count)
+    assert dag["max_active_tasks"] == (int(os.environ.get("SENTIMENT_TRAIN_PARALLELISM") or 0) or os.cpu_count())
     assert tasks["finish"]["trigger_rule"] == "none_failed"
     assert tasks["prepare"]["outlets"] == ["sentiment140_prepared"]
     assert tasks["package"]["outlets"] == ["sentiment_champion_model"]

@@ -78,11 +78,17 @@ def test_plan_rejects_bad_params_naming_them(home, params, field):
         plan_run(params, "r1")
 
 
-def test_plan_stages_for_a_teacher_of_the_run(home):
-    """A teacher that is a family of the run trains first; the GRU/LSTM of the run distil from it afterwards."""
+def groups(plan: dict) -> tuple[list[str], list[str], list[str]]:
+    return plan["independent"], plan["teachers"], plan["students"]
+
+
+def test_plan_groups_for_a_teacher_of_the_run(home):
+    """A teacher that is a family of the run trains beside the others; the GRU/LSTM of the run distil from it
+    once it is done."""
     plan = plan_run({"families": ["gru", "minilm", "logreg", "lstm"], "teacher": "minilm"}, "r3")
-    assert plan["stages"] == [["minilm", "logreg"], ["gru", "lstm"]] and plan["train"]["teacher"] == "minilm"
-    assert plan_run({"families": ["logreg", "gru"]}, "r4")["stages"] == [["logreg", "gru"], []]
+    assert groups(plan) == (["logreg"], ["minilm"], ["gru", "lstm"]) and plan["train"]["teacher"] == "minilm"
+    assert groups(plan_run({"families": ["logreg", "gru"]}, "r4")) == (["logreg", "gru"], [], [])
+    assert groups(read_run_record(settings_for(plan))) == groups(plan)  # run.json says who waited for whom
     with pytest.raises(ConfigError, match="no family of this run learns from a teacher"):
         plan_run({"families": ["minilm", "logreg"], "teacher": "minilm"}, "r5")
     with pytest.raises(ConfigError, match="gru is trained by this run, but no gru or lstm of the run learns"):
@@ -150,7 +156,7 @@ def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
 
     plan = plan_run({"families": ["logreg", "gru"], "teacher": teacher, "epochs": 1, "max_samples": 200,
                      "data_url": s140_zip.as_uri()}, "manual__student")
-    assert plan["train"]["teacher"] == teacher and plan["stages"] == [["logreg", "gru"], []]  # no second stage
+    assert plan["train"]["teacher"] == teacher and groups(plan) == (["logreg", "gru"], [], [])  # nothing waits
     train_family(plan, "logreg", data["data_version"])                 # not a student: the teacher is dropped
     student = train_family(plan, "gru", data["data_version"])
     meta = json.loads((home / "models" / "manual__student" / "gru" / "predictor.json").read_text())
@@ -178,7 +184,7 @@ def test_a_student_of_the_run_waits_for_its_teacher(home, s140_zip):
     vectors, which LogisticRegression ignores)."""
     plan = plan_run({"families": ["gru", "logreg"], "teacher": "logreg", "epochs": 1, "max_samples": 200,
                      "embeddings": "minilm", "data_url": s140_zip.as_uri()}, "manual__stages")
-    assert plan["stages"] == [["logreg"], ["gru"]]
+    assert groups(plan) == ([], ["logreg"], ["gru"])
     data = prepare_data(plan, fetch_data(plan)["archive"])
     with pytest.raises(ModelError, match="saved no model"):
         evaluate_run(plan)

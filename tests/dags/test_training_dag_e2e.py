@@ -58,7 +58,7 @@ def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, r
     conf = {"families": families, "max_samples": None, "eval_max_samples": None, "data_url": s140_zip.as_uri(),
             "build_bento": True}
     if "bert" in FAMILIES:  # the neural issue's transformer family, with a tiny randomly initialised BERT, and a
-        # GRU distilled from the run's LogisticRegression (a second training stage)
+        # GRU distilled from the run's LogisticRegression (train_teacher, then train_student)
         conf.update(families=[*families, "bert", "gru"], model_name=str(request.getfixturevalue("tiny_transformer")),
                     epochs=1, teacher="logreg")
     started = time.monotonic()
@@ -138,7 +138,7 @@ def test_a_failed_family_keeps_the_others(airflow_home, tmp_path, s140_zip):
         "from ml.predictor import FAMILIES\nFAMILIES['broken'] = 'broken_family:BrokenPredictor'\n")
     home = tmp_path / "home"
     env = airflow_env(home, airflow_home, PYTHONPATH=str(inject))
-    # the broken family is also the teacher of a GRU: the student stage runs after it and fails, naming it
+    # the broken family is also the teacher of a GRU: the student runs after it (all_done) and fails, naming it
     conf = {"families": ["logreg", "broken", "gru"], "teacher": "broken", "max_samples": None,
             "data_url": s140_zip.as_uri()}
     done = dags_test(env, DAG_ID, conf, log=tmp_path / "dags_test.log")
@@ -151,17 +151,17 @@ def test_a_failed_family_keeps_the_others(airflow_home, tmp_path, s140_zip):
     board = json.loads((home / "reports" / record["run_id"] / "leaderboard.json").read_text())
     assert [row["model"] for row in board] == ["logreg"]
     assert (home / "models" / record["run_id"] / "logreg" / "predictor.json").is_file()
-    (failure,) = [f for f in record["failures"] if f["task_id"] == "train"]
+    (failure,) = [f for f in record["failures"] if f["task_id"] == "train_teacher"]
     assert failure["family"] == "broken" and "injected failure" in failure["error"]
     (student,) = [f for f in record["failures"] if f["task_id"] == "train_student"]
     assert student["family"] == "gru" and "distils from this run's broken, which saved no model" in student["error"]
-    starts = re.findall(r"\[DAG TEST\] starting task_id=(train|train_student)\b", output)
-    assert starts.count("train") == 2 and starts.count("train_student") == 1, "a deterministic error was retried"
+    starts = re.findall(r"\[DAG TEST\] starting task_id=(train\w*)\b", output)
+    assert sorted(starts) == ["train", "train_student", "train_teacher"], "a deterministic error was retried"
 
 
 def test_data_that_fails_to_prepare_fails_the_run_without_training(airflow_home, tmp_path):
     """The archive downloads but its CSV has the wrong shape: prepare fails at once, nothing trains, the student
-    stage (all_done) is skipped rather than run without data, evaluation says the run saved no model, and the
+    task (all_done) skips itself rather than run without data, evaluation says the run saved no model, and the
     run is failed."""
     from fixtures import make_s140_zip
 
@@ -179,8 +179,9 @@ def test_data_that_fails_to_prepare_fails_the_run_without_training(airflow_home,
     models = home / "models" / record["run_id"]
     assert not models.exists() or not any(models.iterdir())
     started = re.findall(r"\[DAG TEST\] starting task_id=(\w+)", output)
-    assert sorted(started) == sorted(["plan", "download", "families", "students", "prepare", "train_student",
-                                      "evaluate"]), started  # train: upstream_failed; prepare: not retried
+    assert sorted(started) == sorted(["plan", "download", "families", "teachers", "students", "prepare",
+                                      "train_student", "evaluate"]), started
+    # train and train_teacher: upstream_failed; prepare: not retried
     assert "reason='the data was not prepared (see the prepare task)'" in output  # the student skipped itself
 
 
