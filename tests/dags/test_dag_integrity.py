@@ -33,8 +33,8 @@ bag = DagBag(dag_folder=sys.argv[1])
 dags = {}
 for dag_id, dag in bag.dags.items():
     dags[dag_id] = {
-        "tags": sorted(dag.tags), "max_active_tasks": dag.max_active_tasks, "doc_md": dag.doc_md or "", "params": {k: dag.params.get_param(k).dump()
-                                                                        for k in dag.params},
+        "tags": sorted(dag.tags), "max_active_tasks": dag.max_active_tasks, "doc_md": dag.doc_md or "",
+        "params": {k: dag.params.get_param(k).dump() for k in dag.params},
         "tasks": {t.task_id: {"retries": t.retries, "timeout": t.execution_timeout.total_seconds()
                               if t.execution_timeout else None, "trigger_rule": str(t.trigger_rule.value),
                               "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
