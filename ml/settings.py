@@ -21,7 +21,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     download_retries: int = Field(default=5, ge=0, le=50, description="Retries for a failed download.")
     max_features: int = Field(default=50_000, ge=10, description="TF-IDF vocabulary size.")
     ngram_max: int = Field(default=4, ge=1, le=6, description="TF-IDF uses 1..ngram_max word n-grams.")
+    cpu_bf16: Literal["off", "on", "auto"] = Field(
+        default="off",
+        description="Transformer scoring on a CPU in bf16 autocast (evaluation, distillation's teacher pass, "
+                    "the service): off (fp32), on, or auto (on where the CPU has Intel AMX bf16 units). On a "
+                    "Xeon with AMX it scores a MiniLM 2.1x faster; accuracy moved by 0.02 points (README). "
+                    "Training on a CPU stays fp32; CUDA always uses bf16 where the GPU supports it.",
+    )
 
     @classmethod
     def settings_customise_sources(

