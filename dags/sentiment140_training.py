@@ -192,17 +192,23 @@ def sentiment140_training():
     @task(execution_timeout=timedelta(minutes=1))
     def families(plan: dict) -> list[str]:
         """The families that wait for nothing but the data, one mapped `train` task each."""
-        return plan["independent"]
+        from ml.pipeline import plan_groups
+
+        return plan_groups(plan)["independent"]
 
     @task(execution_timeout=timedelta(minutes=1))
     def teachers(plan: dict) -> list[str]:
         """The family that `teacher` names when this run trains it (one mapped `train_teacher` task; often none)."""
-        return plan["teachers"]
+        from ml.pipeline import plan_groups
+
+        return plan_groups(plan)["teachers"]
 
     @task(execution_timeout=timedelta(minutes=1))
     def students(plan: dict) -> list[str]:
         """GRU/LSTM that distil from this run's teacher, one mapped `train_student` task each (often none)."""
-        return plan["students"]
+        from ml.pipeline import plan_groups
+
+        return plan_groups(plan)["students"]
 
     @task(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=1))
     def download(plan: dict) -> dict:

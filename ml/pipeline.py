@@ -176,7 +176,7 @@ def train_family(plan: Mapping[str, Any], family: str, data_version: str | None 
     settings = settings_for(plan)
     check_data_version(settings, data_version)
     options = dict(plan.get("train", {}))
-    students = plan.get("students") or []
+    students = plan_groups(plan)["students"]
     if not takes_word_vectors(family):  # word vectors are for GRU and LSTM
         options.pop("embeddings", None)
     if not distils(family) or (students and family not in students):  # the teacher is for the run's students
@@ -333,6 +333,16 @@ def _families(value: Any) -> list[str]:
     if unknown:
         raise ConfigError(f"families: unknown {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
     return families
+
+
+def plan_groups(plan: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The plan's ``{"independent", "teachers", "students"}``, also for a plan written before the groups existed
+    (``"stages": [first, students]``, the teacher among the first), so a run planned by an older release can still
+    be cleared and re-run."""
+    if "independent" in plan:
+        return {k: list(plan.get(k) or []) for k in ("independent", "teachers", "students")}
+    first, students = (list(s) for s in (plan.get("stages") or [plan.get("families") or [], []]))
+    return {"independent": first, "teachers": [], "students": students}
 
 
 def _groups(families: list[str], train_options: dict[str, Any], settings: Settings) -> dict[str, list[str]]:

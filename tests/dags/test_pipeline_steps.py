@@ -16,6 +16,7 @@ from ml.pipeline import (
     finish_run,
     missing_families,
     package_champion,
+    plan_groups,
     plan_run,
     prepare_data,
     read_leaderboard,
@@ -89,6 +90,11 @@ def test_plan_groups_for_a_teacher_of_the_run(home):
     assert groups(plan) == (["logreg"], ["minilm"], ["gru", "lstm"]) and plan["train"]["teacher"] == "minilm"
     assert groups(plan_run({"families": ["logreg", "gru"]}, "r4")) == (["logreg", "gru"], [], [])
     assert groups(read_run_record(settings_for(plan))) == groups(plan)  # run.json says who waited for whom
+    # a plan of an older release ("stages": [first, students]) still answers, so its run can be cleared and re-run
+    old = {k: v for k, v in plan.items() if k not in ("independent", "teachers", "students")}
+    assert plan_groups({**old, "stages": [["minilm", "logreg"], ["gru", "lstm"]]}) == {
+        "independent": ["minilm", "logreg"], "teachers": [], "students": ["gru", "lstm"]}
+    assert plan_groups({**old, "families": ["logreg"]}) == {"independent": ["logreg"], "teachers": [], "students": []}
     with pytest.raises(ConfigError, match="no family of this run learns from a teacher"):
         plan_run({"families": ["minilm", "logreg"], "teacher": "minilm"}, "r5")
     with pytest.raises(ConfigError, match="gru is trained by this run, but no gru or lstm of the run learns"):
