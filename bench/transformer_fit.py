@@ -178,6 +178,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     device = resolve_device(args.device)
     texts, labels = read_tweets(args.data, args.seed)
+    if len(texts) < 2 * VAL_SAMPLES:  # validation first, then a pool to draw the training tweets from
+        raise SystemExit(f"{args.data}: {len(texts):,} tweets; the fit benchmark needs at least {2 * VAL_SAMPLES:,}")
     val_texts, val_labels = texts[:VAL_SAMPLES], labels[:VAL_SAMPLES]
     pool_texts, pool_labels = texts[VAL_SAMPLES:], labels[VAL_SAMPLES:]
     pick = np.random.default_rng(args.seed + 1).integers(0, len(pool_texts), size=args.train_samples)

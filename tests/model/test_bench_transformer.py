@@ -65,3 +65,52 @@ def test_transformer_fit_bench_stopped_by_sigterm_prints_what_it_measured(tmp_pa
     assert line["completed"] is False and line["stopped_by"] == "SIGTERM"
     assert 1 < line["steps"] < 100_000 // 64 and line["steady_samples_per_s"] > 0
     assert line["estimate_minutes_1_6m"] > 0
+
+
+def _head_tail(root: Path) -> Path:
+    """A folder laid out like ../shared/data with a small head_tail_100k.csv.gz."""
+    import csv
+    import gzip
+    import random
+
+    from fixtures import NEGATIVE, POSITIVE, tweet
+
+    rng = random.Random(7)
+    path = root / "sentiment140" / "head_tail_100k.csv.gz"
+    path.parent.mkdir(parents=True)
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["polarity", "text"])
+        writer.writerows([[label, tweet(rng, NEGATIVE if label == "0" else POSITIVE)]
+                          for label in ("0", "4") for _ in range(6_000)])  # the fit holds out 5,000 first
+    return root
+
+
+@pytest.mark.slow
+def test_gpu_session_script_rehearses_on_a_cpu(tmp_path):
+    """bench/gpu_session.sh with SMOKE=1: every step runs (tiny model, CPU), its lines land in $OUT/results.jsonl,
+    and a step that overruns its limit is reported and fails the script without stopping the next step."""
+    data = _head_tail(tmp_path / "data")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path), "SMOKE": "1",
+           "DATA": str(data), "PYTHON": sys.executable}
+
+    def session(out: Path, **extra: str) -> tuple[int, list[dict]]:
+        out.mkdir()
+        done = subprocess.run(["bash", "bench/gpu_session.sh"], cwd=ROOT, env={**env, "OUT": str(out), **extra},
+                              capture_output=True, text=True, timeout=900)
+        lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()] \
+            if (out / "results.jsonl").is_file() else []
+        assert (out / "log").is_file()
+        return done.returncode, lines
+
+    code, lines = session(tmp_path / "all", STEPS="fit step compare fit512")
+    assert code == 0, lines
+    fits = [x for x in lines if x.get("bench") == "transformer_fit"]
+    assert [x["tag"].split(",")[0] for x in fits] == ["defaults", "by-layers", "layers-batch512"]
+    assert [x["phase"] for x in lines if x.get("bench") == "transformer"] == ["train", "inference"]
+    assert not [x for x in lines if "exit_code" in x]
+
+    code, lines = session(tmp_path / "late", STEPS="fit step", FIT_TIMEOUT="1")
+    assert code == 1
+    assert {"step": "defaults", "exit_code": 124} in lines                 # the fit ran out of time ...
+    assert [x["phase"] for x in lines if x.get("bench") == "transformer"] == ["train", "inference"]  # ... the step ran
