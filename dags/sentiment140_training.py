@@ -308,7 +308,9 @@ def sentiment140_training():
     the_plan = plan()
     data = prepare(the_plan, download(the_plan))
     trained = train.partial(plan=the_plan, data=data).expand(family=families(the_plan))
-    taught = train.override(task_id="train_teacher").partial(plan=the_plan, data=data).expand(
+    # priority: the teacher takes the first free slot (students wait for it) when the run has more families than
+    # SENTIMENT_TRAIN_PARALLELISM, also after a retry delay
+    taught = train.override(task_id="train_teacher", priority_weight=100).partial(plan=the_plan, data=data).expand(
         family=teachers(the_plan))
     # Students wait for their teacher alone (not for a slow unrelated family), whatever its outcome: without its
     # model they fail, naming it.

@@ -148,6 +148,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
             "path": str(path),
             "reference_accuracy": REFERENCE.get(meta["family"]),
             "teacher": _teacher_of(meta),
+            "scoring_precision": predictor.scoring_precision(),  # bf16 on a CPU only when SENTIMENT_CPU_BF16 says
         }
         rows.append(row)
         plot_confusion(cm, classes, f"{name} (validation)", out / f"confusion_{name}.png")

@@ -342,6 +342,9 @@ def plan_groups(plan: Mapping[str, Any]) -> dict[str, list[str]]:
     if "independent" in plan:
         return {k: list(plan.get(k) or []) for k in ("independent", "teachers", "students")}
     first, students = (list(s) for s in (plan.get("stages") or [plan.get("families") or [], []]))
+    teacher = (plan.get("train") or {}).get("teacher")
+    if students and teacher in first:  # the students' teacher of the run: they must wait for it
+        return {"independent": [f for f in first if f != teacher], "teachers": [teacher], "students": students}
     return {"independent": first, "teachers": [], "students": students}
 
 

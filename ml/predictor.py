@@ -90,6 +90,11 @@ class Predictor(ABC):
     def predict_proba_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
         """Like :meth:`predict_proba`, for texts already cleaned with :func:`ml.text.clean` (not cleaned again)."""
 
+    def scoring_precision(self) -> str | None:
+        """The arithmetic :meth:`predict_proba` uses on this machine when a setting can change it (``"fp32"`` or
+        ``"bf16"`` for a transformer, see ``SENTIMENT_CPU_BF16``); ``None``: the model's own, fixed."""
+        return None
+
     @abstractmethod
     def _save(self, path: Path) -> None:
         """Write the family's files into the (empty, existing) directory ``path``."""

@@ -136,7 +136,8 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
         log.info("teacher %s (%s) scores %d training texts", path, teacher.family, len(cleaned))
         proba = np.asarray(teacher.predict_proba_cleaned(list(cleaned)), dtype=np.float32)
         proba = proba[:, [list(teacher.labels).index(label) for label in labels]]
-        return proba, {**facts, "seconds": round(time.perf_counter() - started, 1), "reused": False}
+        return proba, {**facts, "seconds": round(time.perf_counter() - started, 1), "reused": False,
+                       "precision": teacher.scoring_precision()}
 
     if cache_dir is None:
         return compute()
@@ -146,6 +147,9 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
             stat = item.stat()
             digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     digest.update(json.dumps(list(labels)).encode())
+    from ml.settings import get_settings
+
+    digest.update(get_settings().cpu_bf16.encode())  # a transformer teacher's arithmetic on a CPU
     for text in cleaned:
         digest.update(text.encode())
         digest.update(b"\0")

@@ -115,7 +115,11 @@ def inference_bf16(device, setting: str | None = None) -> bool | None:
         setting = get_settings().cpu_bf16
     if setting not in ("off", "on", "auto"):
         raise ConfigError(f"cpu_bf16 must be off, on or auto, not {setting!r}")
-    return setting == "on" or (setting == "auto" and cpu_bf16_native())
+    if setting == "auto":
+        import torch
+
+        return cpu_bf16_native() and torch.backends.mkldnn.is_available()  # oneDNN runs the AMX kernels
+    return setting == "on"
 
 
 def _offline() -> bool:
@@ -757,6 +761,9 @@ class TransformerPredictor(Predictor):
                 if self._scorer.bf16 and device.type == "cpu":
                     log.info("%s scores in bf16 autocast on this CPU (SENTIMENT_CPU_BF16)", self.family)
         return self._scorer
+
+    def scoring_precision(self) -> str:
+        return "bf16" if self._scoring_loop().bf16 else "fp32"
 
     # --------------------------------------------------------------------------------------- save/load
     def _save(self, path: Path) -> None:

@@ -83,6 +83,18 @@ def groups(plan: dict) -> tuple[list[str], list[str], list[str]]:
     return plan["independent"], plan["teachers"], plan["students"]
 
 
+def groups_of(plan: dict) -> dict[str, list[str]]:
+    return dict(zip(("independent", "teachers", "students"), groups(plan), strict=True))
+
+
+def plan_teacher_folder(home):
+    """A folder that passes for a saved model (a teacher named by path must exist when the run is planned)."""
+    folder = home / "saved-teacher"
+    folder.mkdir(exist_ok=True)
+    (folder / "predictor.json").write_text(json.dumps({"family": "logreg", "labels": ["negative", "positive"]}))
+    return folder
+
+
 def test_plan_groups_for_a_teacher_of_the_run(home):
     """A teacher that is a family of the run trains beside the others; the GRU/LSTM of the run distil from it
     once it is done."""
@@ -92,9 +104,11 @@ def test_plan_groups_for_a_teacher_of_the_run(home):
     assert groups(read_run_record(settings_for(plan))) == groups(plan)  # run.json says who waited for whom
     # a plan of an older release ("stages": [first, students]) still answers, so its run can be cleared and re-run
     old = {k: v for k, v in plan.items() if k not in ("independent", "teachers", "students")}
-    assert plan_groups({**old, "stages": [["minilm", "logreg"], ["gru", "lstm"]]}) == {
-        "independent": ["minilm", "logreg"], "teachers": [], "students": ["gru", "lstm"]}
-    assert plan_groups({**old, "families": ["logreg"]}) == {"independent": ["logreg"], "teachers": [], "students": []}
+    assert plan_groups({**old, "stages": [["minilm", "logreg"], ["gru", "lstm"]]}) == groups_of(plan)
+    earlier = plan_run({"families": ["logreg", "gru"], "teacher": str(plan_teacher_folder(home))}, "r8")
+    old = {k: v for k, v in earlier.items() if k not in ("independent", "teachers", "students")}
+    assert plan_groups({**old, "stages": [["logreg", "gru"], []]}) == groups_of(earlier)  # a saved teacher
+    assert plan_groups({"families": ["logreg"]}) == {"independent": ["logreg"], "teachers": [], "students": []}
     with pytest.raises(ConfigError, match="no family of this run learns from a teacher"):
         plan_run({"families": ["minilm", "logreg"], "teacher": "minilm"}, "r5")
     with pytest.raises(ConfigError, match="gru is trained by this run, but no gru or lstm of the run learns"):

@@ -107,6 +107,7 @@ def test_gpu_session_script_rehearses_on_a_cpu(tmp_path):
     assert code == 0, lines
     fits = [x for x in lines if x.get("bench") == "transformer_fit"]
     assert [x["tag"].split(",")[0] for x in fits] == ["defaults", "by-layers", "layers-batch512"]
+    assert [x["batch_size"] for x in fits] == [64, 64, 512]              # fit512's own batch survives --quick
     assert [x["phase"] for x in lines if x.get("bench") == "transformer"] == ["train", "inference"]
     assert not [x for x in lines if "exit_code" in x]
 

@@ -219,6 +219,7 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     assert accuracy(student) > 0.9 > 0.6 > accuracy(plain), (accuracy(student), accuracy(plain))
     teacher = facts["teacher"]
     assert teacher["family"] == "logreg" and teacher["weight"] == 1.0 and teacher["reused"] is False
+    assert teacher["precision"] is None                     # a classical teacher: no precision setting applies
     assert teacher["agreement"] < 0.1                              # the teacher contradicts the swapped labels
     assert facts["history"]["accuracy"][-1] > 0.9                  # agreement with the soft targets, cut at 0.5
     cached = list((settings.home / "cache" / "teacher").glob("*.npy"))

@@ -455,6 +455,12 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
     assert not np.array_equal(bf16, fp32)                            # bf16 arithmetic did run ...
     np.testing.assert_allclose(bf16, fp32, rtol=0, atol=0.02)        # ... and agrees with fp32
     np.testing.assert_allclose(bf16.sum(axis=1), 1.0, rtol=1e-6)
+    assert loaded.scoring_precision() == "bf16"
+    predictor.fit(texts[:32], labels[:32])                 # a refit drops the scorer of the last fit ...
+    assert predictor._scoring_loop() is not predictor._loop and predictor.scoring_precision() == "bf16"
+    monkeypatch.setenv("SENTIMENT_CPU_BF16", "off")
+    predictor.fit(texts[:32], labels[:32])                 # ... and scores with the new fit's own loop
+    assert predictor._scoring_loop() is predictor._loop and predictor.scoring_precision() == "fp32"
 
     # bench/cpu_bf16.py compares both precisions on the same model and texts, one JSON line each
     import subprocess
