@@ -754,6 +754,8 @@ class TransformerPredictor(Predictor):
         if self._scorer is None:
             device = self._loop.device if self._loop is not None else resolve_device(self.config.device)
             bf16 = inference_bf16(device)
+            if bf16 is None:  # a GPU: the fit's own choice, saved with the model (None: bf16 where supported)
+                bf16 = self.config.bf16
             if self._loop is not None and (bf16 is None or self._loop.bf16 == bf16):
                 self._scorer = self._loop
             else:
