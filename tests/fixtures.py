@@ -44,6 +44,22 @@ def to_csv_bytes(rows: list[list[str]]) -> bytes:
     return buf.getvalue().encode("latin-1")
 
 
+def make_head_tail(root: Path, per_class: int, seed: int = 4) -> Path:
+    """``root/sentiment140/head_tail_100k.csv.gz`` shaped like ../shared/data's (``polarity,text``, a header,
+    UTF-8): ``per_class`` negatives, then as many positives."""
+    import gzip
+
+    rng = random.Random(seed)
+    path = root / "sentiment140" / "head_tail_100k.csv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["polarity", "text"])
+        writer.writerows([[label, tweet(rng, NEGATIVE if label == "0" else POSITIVE)]
+                          for label in ("0", "4") for _ in range(per_class)])
+    return path
+
+
 def make_s140_zip(path: Path, n_train: int = 400, n_test: int = 60, seed: int = 0,
                   train_bytes: bytes | None = None, with_test: bool = True) -> Path:
     """A zip shaped like the official ``trainingandtestdata.zip``."""

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from fixtures import NEGATIVE, POSITIVE, make_s140_zip, tweet
+from fixtures import make_head_tail, make_s140_zip
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_folder(root: Path) -> Path:
-    rng = random.Random(4)
-    head_tail = root / "sentiment140" / "head_tail_100k.csv.gz"
-    head_tail.parent.mkdir(parents=True)
-    with gzip.open(head_tail, "wt", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["polarity", "text"])
-        writer.writerows([["0", tweet(rng, NEGATIVE)] for _ in range(200)] + [["4", tweet(rng, POSITIVE)] for _ in range(200)])
+    make_head_tail(root, per_class=200)
     make_s140_zip(root / "sentiment140" / "trainingandtestdata-sample.zip", n_train=120)
     return root
 

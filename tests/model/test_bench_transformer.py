@@ -67,30 +67,14 @@ def test_transformer_fit_bench_stopped_by_sigterm_prints_what_it_measured(tmp_pa
     assert line["estimate_minutes_1_6m"] > 0
 
 
-def _head_tail(root: Path) -> Path:
-    """A folder laid out like ../shared/data with a small head_tail_100k.csv.gz."""
-    import csv
-    import gzip
-    import random
-
-    from fixtures import NEGATIVE, POSITIVE, tweet
-
-    rng = random.Random(7)
-    path = root / "sentiment140" / "head_tail_100k.csv.gz"
-    path.parent.mkdir(parents=True)
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["polarity", "text"])
-        writer.writerows([[label, tweet(rng, NEGATIVE if label == "0" else POSITIVE)]
-                          for label in ("0", "4") for _ in range(6_000)])  # the fit holds out 5,000 first
-    return root
-
-
 @pytest.mark.slow
 def test_gpu_session_script_rehearses_on_a_cpu(tmp_path):
     """bench/gpu_session.sh with SMOKE=1: every step runs (tiny model, CPU), its lines land in $OUT/results.jsonl,
     and a step that overruns its limit is reported and fails the script without stopping the next step."""
-    data = _head_tail(tmp_path / "data")
+    from fixtures import make_head_tail
+
+    data = tmp_path / "data"
+    make_head_tail(data, per_class=6_000)  # the fit benchmark holds out 5,000 tweets first
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path), "SMOKE": "1",
            "DATA": str(data), "PYTHON": sys.executable}
 
