@@ -417,7 +417,11 @@ def test_inference_bf16_setting(monkeypatch):
     cpu = torch.device("cpu")
     assert transformer.inference_bf16(cpu, "off") is False and transformer.inference_bf16(cpu, "on") is True
     monkeypatch.setattr(transformer, "cpu_bf16_native", lambda: True)
+    monkeypatch.setattr(transformer, "cpu_bf16_speedup", lambda: 2.2)
     assert transformer.inference_bf16(cpu, "auto") is True
+    monkeypatch.setattr(transformer, "cpu_bf16_speedup", lambda: 0.4)    # the flag, but emulated: stays fp32
+    assert transformer.inference_bf16(cpu, "auto") is False
+    monkeypatch.setattr(transformer, "cpu_bf16_speedup", lambda: 2.2)
     monkeypatch.setattr(transformer, "cpu_bf16_native", lambda: False)
     assert transformer.inference_bf16(cpu, "auto") is False
     assert transformer.inference_bf16(torch.device("cuda"), "off") is None   # a GPU keeps the loop's default
@@ -429,6 +433,16 @@ def test_inference_bf16_setting(monkeypatch):
         get_settings(cpu_bf16="sometimes")
     with pytest.raises(ConfigError, match="cpu_bf16"):
         transformer.inference_bf16(cpu, "sometimes")
+
+
+def test_cpu_bf16_speedup_is_measured():
+    from ml.models.transformer import CPU_BF16_MIN_SPEEDUP, cpu_bf16_native, cpu_bf16_speedup
+
+    cpu_bf16_speedup.cache_clear()
+    speedup = cpu_bf16_speedup()
+    assert speedup > 0 and cpu_bf16_speedup() == speedup       # measured once per process
+    if cpu_bf16_native():                                       # real AMX units (this project's Xeon): well over
+        assert speedup >= CPU_BF16_MIN_SPEEDUP, speedup
 
 
 @pytest.mark.slow
