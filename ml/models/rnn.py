@@ -25,9 +25,10 @@ stopping still reads the labels of the validation data. The saved model does not
 data (93.7k tweets of ``head_tail_100k``) this is what lifts GRU and LSTM above LogisticRegression: see the
 README's figures.
 
-Texts are cleaned with :func:`ml.text.clean` by the predictor. The saved ``model.keras`` maps those cleaned
-strings to probabilities on its own: its first layer (``TokenIds``, see :func:`token_ids_layer`) splits them
-and looks the tokens up in the vocabulary stored inside the file, so the directory needs no other state.
+The saved ``model.keras`` maps raw tweets to probabilities on its own: its first layer (``TokenIds``, see
+:func:`token_ids_layer`) cleans them with :func:`ml.text.clean` (the one cleaner), splits them and looks the
+tokens up in the vocabulary stored inside the file, so it needs no other state (load it with
+:func:`custom_objects`). The predictor cleans once for every family and feeds the network past that step.
 """
 
 from __future__ import annotations
@@ -205,29 +206,46 @@ def token_ids_layer() -> type:
     keras = _keras()
     import tensorflow as tf
 
+    def clean_batch(batch):
+        """The project's cleaner (:func:`ml.text.clean`, the one used everywhere) over a string tensor."""
+        return tf.constant([clean(t.decode("utf-8", errors="replace")) for t in batch.numpy().tolist()],
+                           dtype=tf.string, shape=[len(batch)])
+
     @keras.saving.register_keras_serializable(package="sentiment")
     class TokenIds(keras.layers.Layer):
-        """Cleaned text (space-separated tokens) -> int ids of shape ``(batch, max_length)``.
+        """Text -> int ids of shape ``(batch, max_length)``.
 
+        With ``clean`` (what :func:`build_models` saves) the layer reads raw tweets and cleans them with
+        :func:`ml.text.clean` itself, so a loaded ``model.keras`` predicts on raw text; :meth:`ids` skips that
+        step for text already cleaned (training, and the predictor, which cleans once for every family).
         0 pads, 1..``num_oov_indices`` are hashed OOV buckets, the vocabulary follows. Longer texts are cut.
         """
 
         def __init__(self, vocabulary: Sequence[str], max_length: int, num_oov_indices: int = OOV_BUCKETS,
-                     **kwargs: Any) -> None:
+                     clean: bool = False, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.vocabulary = [str(v) for v in vocabulary]
             self.max_length = int(max_length)
             self.num_oov_indices = int(num_oov_indices)
+            self.clean = bool(clean)  # False in models saved before it existed: they read cleaned text
             self.lookup = keras.layers.StringLookup(vocabulary=self.vocabulary, num_oov_indices=self.num_oov_indices,
                                                     mask_token="", output_mode="int")
 
         def build(self, input_shape) -> None:
             self.built = True
 
-        def call(self, inputs):
-            tokens = tf.strings.split(tf.reshape(tf.convert_to_tensor(inputs, dtype=tf.string), [-1]))
+        def ids(self, cleaned):
+            """Ids of texts already cleaned with :func:`ml.text.clean` (space-separated tokens)."""
+            tokens = tf.strings.split(tf.reshape(tf.convert_to_tensor(cleaned, dtype=tf.string), [-1]))
             ids = self.lookup(tokens)
             return tf.cast(ids.to_tensor(default_value=0, shape=[None, self.max_length]), "int32")
+
+        def call(self, inputs):
+            texts = tf.reshape(tf.convert_to_tensor(inputs, dtype=tf.string), [-1])
+            if self.clean:
+                texts = tf.py_function(clean_batch, [texts], tf.string)
+                texts.set_shape([None])
+            return self.ids(texts)
 
         def vocabulary_size(self) -> int:
             return int(self.lookup.vocabulary_size())
@@ -237,10 +255,20 @@ def token_ids_layer() -> type:
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "vocabulary": self.vocabulary, "max_length": self.max_length,
-                    "num_oov_indices": self.num_oov_indices}
+                    "num_oov_indices": self.num_oov_indices, "clean": self.clean}
 
     _LAYERS["TokenIds"] = TokenIds
     return TokenIds
+
+
+def custom_objects() -> dict[str, Any]:
+    """What ``keras.saving.load_model`` needs to load a saved ``model.keras`` on its own, which then predicts on
+    raw tweets (it cleans them itself)::
+
+        model = keras.saving.load_model("…/gru/model.keras", custom_objects=custom_objects())
+        model.predict(np.array(["I LOVE this!!! http://t.co/x"]))   # P(positive), shape (1, 1)
+    """
+    return {"sentiment>TokenIds": token_ids_layer(), "sentiment>agreement": agreement_metric()}
 
 
 def build_models(vocabulary: Sequence[str], max_length: int, n_classes: int, *, cell: str = "gru",
@@ -249,7 +277,7 @@ def build_models(vocabulary: Sequence[str], max_length: int, n_classes: int, *, 
     """``(core, full)`` Keras models sharing their weights.
 
     ``core`` maps token ids ``(batch, max_length)`` to probabilities (trained on ids computed once); ``full``
-    maps cleaned strings to the same probabilities through a ``TokenIds`` layer (what is saved and served).
+    maps raw tweets to the same probabilities through a cleaning ``TokenIds`` layer (what is saved).
     """
     keras = _keras()
     from keras import layers
@@ -274,7 +302,7 @@ def build_models(vocabulary: Sequence[str], max_length: int, n_classes: int, *, 
         out = layers.Dense(n_classes, activation="softmax", name="proba")(x)
     core = keras.Model(ids, out, name=f"{cell}_core")
     text = keras.Input(shape=(), dtype="string", name="text")
-    token_ids = token_ids_layer()(vocabulary, max_length, name="tokens")
+    token_ids = token_ids_layer()(vocabulary, max_length, clean=True, name="tokens")
     full = keras.Model(text, core(token_ids(text)), name=f"{cell}_sentiment")
     return core, full
 
@@ -364,7 +392,7 @@ class _RecurrentPredictor(Predictor):
         """Token ids of cleaned texts, computed in chunks by the model's own lookup layer."""
         import numpy as np
 
-        chunks = [token_ids(np.array(cleaned[i:i + 8192], dtype=object)).numpy()
+        chunks = [token_ids.ids(np.array(cleaned[i:i + 8192], dtype=object)).numpy()
                   for i in range(0, len(cleaned), 8192)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.max_length), dtype="int32")
 
@@ -508,12 +536,13 @@ class _RecurrentPredictor(Predictor):
         return state
 
     def _serving_function(self):
-        """The full model as one traced function of a string batch of any size (no retracing per size)."""
+        """The model on cleaned texts (its cleaning step skipped: the predictor interface cleans once for every
+        family) as one traced function of a string batch of any size (no retracing per size)."""
         if getattr(self, "_serve", None) is None:
             import tensorflow as tf
 
-            model = self.model
-            self._serve = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+            tokens, core = self.model.get_layer("tokens"), self.model.get_layer(f"{self.cell}_core")
+            self._serve = tf.function(lambda x: core(tokens.ids(x), training=False), reduce_retracing=True,
                                       input_signature=[tf.TensorSpec([None], tf.string)])
         return self._serve
 
@@ -542,9 +571,7 @@ class _RecurrentPredictor(Predictor):
         params = meta.get("params", {})
         known = {k: params[k] for k in cls._OPTION_TYPES if params.get(k) is not None and k != "verbose"}
         self = cls(seed=params.get("seed", 42), **known)
-        layer = token_ids_layer()
-        custom = {"sentiment>TokenIds": layer, "sentiment>agreement": agreement_metric()}
-        self.model = keras.saving.load_model(path / MODEL_FILE, custom_objects=custom, compile=False)
+        self.model = keras.saving.load_model(path / MODEL_FILE, custom_objects=custom_objects(), compile=False)
         self.max_length = self.model.get_layer("tokens").max_length
         return self
 

@@ -103,6 +103,20 @@ def test_gru_trains_predicts_and_roundtrips(settings, tmp_path):
     raw = ["@bob I LOVE this!!! http://t.co/x #Happy", "so SAD... www.example.com"]
     np.testing.assert_array_equal(loaded.predict_proba_cleaned([clean(t) for t in raw]), loaded.predict_proba(raw))
 
+    # model.keras alone predicts on raw tweets: it cleans them with ml.text.clean itself
+    import keras
+
+    from ml.models.rnn import custom_objects
+
+    alone = keras.saving.load_model(path / MODEL_FILE, custom_objects=custom_objects(), compile=False)
+    raw += ["I LOVE this so much &amp; more", "@jo WHAT a TERRIBLE day", "café olé 😀", ""]
+    expected = loaded.predict_proba(raw)[:, 1]
+    np.testing.assert_allclose(alone.predict(np.array(raw, dtype=object), verbose=0)[:, 0], expected, atol=1e-6)
+    tokens = alone.get_layer("tokens")
+    np.testing.assert_array_equal(tokens(np.array(raw, dtype=object)).numpy(),
+                                  tokens.ids(np.array([clean(t) for t in raw], dtype=object)).numpy())
+    assert not (tokens(np.array(["I LOVE this"], dtype=object)).numpy()[0, :3] <= 500).any()   # no OOV rows
+
 
 @pytest.mark.slow
 def test_lstm_three_classes(settings, tmp_path):
