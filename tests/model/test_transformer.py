@@ -264,6 +264,24 @@ def test_hub_models_fail_offline_naming_the_offline_choices(family, settings, em
         predictor.fit(["good", "bad"], ["positive", "negative"])
     message = str(err.value)
     assert predictor.model_name in message and "minilm" in message and "--model-name" in message
+    assert "HF_HUB_OFFLINE=0" in message                            # how to download it where there is internet
+
+
+def test_hub_model_unreachable_says_so(settings, empty_hf_cache, monkeypatch):
+    from ml.models.transformer import BertPredictor
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionRefusedError("[Errno 111] Connection refused (test)")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")                         # online allowed, but no route to the Hub
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "1")
+    monkeypatch.setattr(socket.socket, "connect", unreachable)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(ModelError) as err:
+        BertPredictor.from_options(settings, {}).fit(["good", "bad"], ["positive", "negative"])
+    message = str(err.value)
+    assert "bert-base-uncased" in message and "unreachable" in message and "minilm" in message
+    assert "HF_HUB_OFFLINE=0" not in message
 
 
 def test_missing_local_directory_is_a_model_error(settings):
