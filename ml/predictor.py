@@ -68,6 +68,8 @@ class Predictor(ABC):
 
     family: ClassVar[str]
     labels: tuple[str, ...] = BINARY_LABELS
+    #: Where a fit that checkpoints keeps them (GRU, LSTM, transformers); ``None`` for the others.
+    work_dir: Path | None = None
 
     @abstractmethod
     def fit(
@@ -107,6 +109,12 @@ class Predictor(ABC):
     def params(self) -> dict[str, Any]:
         """Hyper-parameters worth recording next to the model."""
         return {}
+
+    def discard_work_dir(self) -> None:
+        """Remove the last fit's checkpoints. :func:`ml.train.train` keeps them through the fit and calls this
+        once the model is saved, so a task killed while saving resumes the finished fit instead of retraining."""
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def save(self, path: str | os.PathLike[str], extra_meta: dict[str, Any] | None = None) -> Path:
         """Save atomically: the directory appears complete or not at all, replacing any previous one."""

@@ -92,7 +92,9 @@ def train(
     manifest = read_manifest(settings)
     train_df = load_split(settings, "train", max_samples)
     val_df = load_split(settings, "validation", FIT_VALIDATION_ROWS)
-    predictor = build_predictor(family, settings, options)
+    keep_work_dir = bool(options.get("keep_work_dir"))
+    # The fit keeps its checkpoints until the model is saved (see Predictor.discard_work_dir).
+    predictor = build_predictor(family, settings, {**options, "keep_work_dir": True})
     log.info("training %s on %d rows (data version %s)", family, len(train_df), manifest["data_version"])
     started = time.perf_counter()
     facts = predictor.fit(
@@ -111,6 +113,8 @@ def train(
         "fit": facts or {},
     }
     predictor.save(target, extra_meta=meta)
+    if not keep_work_dir:
+        predictor.discard_work_dir()
     log.info("%s trained in %.1fs; saved to %s", family, seconds, target)
     return {**meta, "family": family, "path": str(target)}
 

@@ -693,7 +693,7 @@ class TransformerPredictor(Predictor):
                                 best["val_accuracy"], -best["val_loss"]):
                             best = result
                             self._save_weights(work / "best")
-                    if not final and loop.step % save_every == 0:
+                    if (final and self.keep_work_dir) or (not final and loop.step % save_every == 0):
                         checkpointed = True
                         self._checkpoint(work, loop, fingerprint, history, best)
                     for callback in self.callbacks:
@@ -711,7 +711,7 @@ class TransformerPredictor(Predictor):
         self.metrics = {"steps": loop.step, "steps_per_epoch": steps_per_epoch, "max_length": cfg.max_length,
                         "compiled": compiled,
                         "resumed_from_step": resumed_from, "best": best, "history": history,
-                        "train_samples_per_second": round(trained_samples / seconds, 1) if seconds else None}
+                        "train_samples_per_second": round(trained_samples / seconds, 1) if trained_samples else None}
         if not self.keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
         return {k: v for k, v in self.metrics.items() if k != "history"}

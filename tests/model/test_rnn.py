@@ -288,3 +288,31 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
     for weight in (0.0, 1.5):
         with pytest.raises(ConfigError, match="teacher_weight"):
             LSTMPredictor(teacher=str(teacher_dir), teacher_weight=weight)
+
+
+@pytest.mark.slow
+def test_train_keeps_checkpoints_until_the_model_is_saved(prepared, monkeypatch):
+    """A task killed while saving a finished fit resumes it from the checkpoint instead of training again; the
+    checkpoints go once the model is saved."""
+    from ml.predictor import Predictor, work_dir_option
+    from ml.train import train
+
+    options = {**SMALL, "epochs": 2, "patience": 5}
+    work = work_dir_option(prepared, "gru", {})
+
+    def disk_full(self, path, extra_meta=None):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Predictor, "save", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            train("gru", prepared, **options)
+    assert json.loads((work / "last" / "state.json").read_text())["epoch"] == 2       # the finished fit is kept
+
+    result = train("gru", prepared, **options)
+    assert result["fit"]["resumed_from_epoch"] == 2 and result["fit"]["epochs_run"] == 2
+    assert not work.exists()                                                          # saved: checkpoints go
+    assert load_predictor(result["path"]).predict_proba(["I love this"]).shape == (1, 2)
+
+    kept = train("gru", prepared, **options, keep_work_dir=True)                       # asked to keep them
+    assert kept["fit"]["resumed_from_epoch"] is None and (work / "last" / "state.json").is_file()

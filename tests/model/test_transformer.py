@@ -510,3 +510,31 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
     assert (fp32_line["precision"], bf16_line["precision"]) == ("fp32", "bf16")
     assert fp32_line["texts"] == 48 and 0 <= fp32_line["accuracy"] <= 100
     assert 0 < comparison["max_abs_proba_change"] <= 0.02 and comparison["speedup"] > 0
+
+
+@pytest.mark.slow
+def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_network, monkeypatch):
+    """The last step is checkpointed inside a run: a failed save costs no training, and the resumed fit restores
+    the same best weights."""
+    from ml.predictor import Predictor, work_dir_option
+    from ml.train import train
+
+    options = {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 32, "learning_rate": 1e-3,
+               "progress": False, "eval_every": 4}
+    work = work_dir_option(prepared, "bert", {})
+
+    def disk_full(self, path, extra_meta=None):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Predictor, "save", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            train("bert", prepared, **options)
+    state = json.loads((work / "last" / "state.json").read_text())
+    assert state["step"] == 10                                      # 320 training rows / 32: the final step
+
+    result = train("bert", prepared, **options)
+    assert result["fit"]["resumed_from_step"] == 10 and result["fit"]["steps"] == 10
+    assert result["fit"]["best"] == state["best"]
+    assert not work.exists()
+    assert load_predictor(result["path"]).predict_proba(["I love this"]).shape == (1, 2)
