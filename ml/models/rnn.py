@@ -329,6 +329,7 @@ class _RecurrentPredictor(Predictor):
         self.top_units = top_units
         self.vocab_size = vocab_size
         self.max_length = max_length
+        self._measure_length = max_length is None  # each fit measures its own data's length (a refit too)
         self.max_length_cap = max_length_cap
         self.batch_size = batch_size
         self.epochs = epochs
@@ -402,7 +403,7 @@ class _RecurrentPredictor(Predictor):
         keras = _keras()
         self.labels = labels_for(labels)
         tokens = [tokenize(t) for t in texts]
-        if self.max_length is None:
+        if self._measure_length:
             self.max_length = covering_length([len(t) for t in tokens], cap=self.max_length_cap)
         vocabulary = build_vocabulary(tokens, self.vocab_size)
         keras.utils.set_random_seed(self.seed)

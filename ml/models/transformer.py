@@ -542,6 +542,7 @@ class TransformerPredictor(Predictor):
                  compile_cache_dir: str | os.PathLike[str] | None = None) -> None:
         self.model_name = str(model_name or self.default_model_name())
         self.config = config or TrainConfig()
+        self._measure_length = self.config.max_length is None  # each fit measures its own data (a refit too)
         #: Where torch.compile keeps its kernels (see :func:`use_compile_cache`); None: torch's default.
         self.compile_cache_dir = Path(compile_cache_dir) if compile_cache_dir else None
         self.work_dir = Path(work_dir) if work_dir else None
@@ -603,7 +604,8 @@ class TransformerPredictor(Predictor):
         import torch
         from tqdm.auto import tqdm
 
-        cfg = replace(self.config)  # the measured max_length is kept only when training completes
+        # The measured max_length is kept only when training completes; a refit measures its data again.
+        cfg = replace(self.config, max_length=None) if self._measure_length else replace(self.config)
         self.labels = labels_for(labels)
         y = np.array([self.labels.index(v) for v in labels], dtype=np.int64)
         torch.manual_seed(cfg.seed)

@@ -316,3 +316,16 @@ def test_train_keeps_checkpoints_until_the_model_is_saved(prepared, monkeypatch)
 
     kept = train("gru", prepared, **options, keep_work_dir=True)                       # asked to keep them
     assert kept["fit"]["resumed_from_epoch"] is None and (work / "last" / "state.json").is_file()
+
+
+def test_a_refit_measures_its_own_length(settings):
+    from ml.models.rnn import GRUPredictor
+
+    short = ["good", "bad"] * 20
+    long = [" ".join(["good"] * 30), " ".join(["bad"] * 30)] * 20
+    labels = ["positive", "negative"] * 20
+    predictor = GRUPredictor.from_options(settings, {**SMALL, "epochs": 1})
+    assert predictor.fit(short, labels)["max_length"] == 1
+    assert predictor.fit(long, labels)["max_length"] == 30                   # not the first fit's 1
+    fixed = GRUPredictor.from_options(settings, {**SMALL, "epochs": 1, "max_length": 5})
+    assert fixed.fit(long, labels)["max_length"] == 5                        # a set length stays

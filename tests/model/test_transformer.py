@@ -538,3 +538,14 @@ def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_
     assert result["fit"]["best"] == state["best"]
     assert not work.exists()
     assert load_predictor(result["path"]).predict_proba(["I love this"]).shape == (1, 2)
+
+
+def test_a_refit_measures_its_own_length(settings, tiny_bert, no_network, tmp_path):
+    from ml.models.transformer import BertPredictor
+
+    labels = ["positive", "negative"] * 8
+    options = {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 16, "progress": False,
+               "work_dir": tmp_path / "w"}
+    predictor = BertPredictor.from_options(settings, options)
+    assert predictor.fit(["good", "bad"] * 8, labels)["max_length"] == 8          # 3 pieces, padded to 8
+    assert predictor.fit([" ".join(["good"] * 30), "bad"] * 8, labels)["max_length"] == 32
