@@ -549,3 +549,61 @@ def test_a_refit_measures_its_own_length(settings, tiny_bert, no_network, tmp_pa
     predictor = BertPredictor.from_options(settings, options)
     assert predictor.fit(["good", "bad"] * 8, labels)["max_length"] == 8          # 3 pieces, padded to 8
     assert predictor.fit([" ".join(["good"] * 30), "bad"] * 8, labels)["max_length"] == 32
+
+
+def test_gradient_accumulation_takes_the_step_of_the_whole_batch():
+    """Micro-batches of 5 and 11 texts, each padded to its own width, move the weights as one batch of 16 does
+    (each text weighs the same: unequal sizes would tell a per-micro-batch mean from the whole batch's)."""
+    import copy
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ml.models.transformer import TrainLoop, make_batch
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0, num_labels=2)
+    model = BertForSequenceClassification(config)
+    rng = np.random.default_rng(0)
+    sizes = [*rng.integers(2, 6, size=5), *rng.integers(10, 30, size=11)]  # short then long texts
+    seqs = [[2, *rng.integers(5, 100, size=int(n)).tolist(), 3] for n in sizes]
+    labels = rng.integers(0, 2, size=16)
+    options = {"device": "cpu", "total_steps": 4, "lr": 1e-3, "compile": False}
+
+    def gradients_at_step(loop):  # what the optimizer step receives (compared directly: Adam's first step
+        seen = []                   # is about lr * sign(g), which would blow float noise up to lr)
+        step = loop.optimizer.step
+        loop.optimizer.step = lambda: (seen.extend(p.grad.clone() for p in loop.model.parameters()), step())
+        return seen
+
+    accumulated, whole = TrainLoop(copy.deepcopy(model), **options), TrainLoop(copy.deepcopy(model), **options)
+    grads_a, grads_w = gradients_at_step(accumulated), gradients_at_step(whole)
+    micro = [make_batch(seqs, range(0, 5), 0, labels), make_batch(seqs, range(5, 16), 0, labels)]
+    assert micro[0][0].shape[1] != micro[1][0].shape[1]                     # padded to different widths
+    loss_a = accumulated.train_step(micro)
+    loss_w = whole.train_step([make_batch(seqs, range(16), 0, labels)])
+    assert float(loss_a) == pytest.approx(float(loss_w), rel=1e-5)          # the mean over all 16
+    assert len(grads_a) == len(grads_w) == len(list(model.parameters()))
+    names = [name for name, _ in model.named_parameters()]
+    for name, a, b in zip(names, grads_a, grads_w, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4, msg=name)
+    assert sum(float(g.abs().sum()) for g in grads_a) > 0
+    with torch.no_grad():
+        moved = sum(float((a - b).abs().sum()) for a, b in zip(accumulated.model.parameters(), model.parameters()))
+    assert moved > 0                                                        # and the step changed the weights
+
+
+@pytest.mark.slow
+def test_fit_with_gradient_accumulation(settings, tiny_bert, no_network, tmp_path):
+    from ml.models.transformer import BertPredictor
+
+    texts, labels = dataset(64, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
+    options = {"model_name": str(tiny_bert), "epochs": 6, "batch_size": 8, "grad_accum": 2, "learning_rate": 1e-2,
+               "progress": False, "work_dir": tmp_path / "w"}
+    predictor = BertPredictor.from_options(settings, options)
+    facts = predictor.fit(texts, labels)
+    assert facts["steps_per_epoch"] == 4 and facts["steps"] == 24                # 8 micro-batches -> 4 steps
+    losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
+    assert losses[-1] < losses[0] * 0.8, losses
