@@ -53,6 +53,20 @@ def test_vocabulary_layout_pad_oov_buckets_and_10501_rows():
     layer = full.get_layer("tokens")
     assert layer.vocabulary_size() == 10_501
 
+    import keras
+
+    for cell, rnn in (("gru", keras.layers.GRU), ("lstm", keras.layers.LSTM)):  # the write-up's network
+        net, _ = build_models(vocabulary, max_length=8, n_classes=2, cell=cell)
+        layers = [layer for layer in net.layers if not isinstance(layer, keras.layers.InputLayer)]
+        assert [type(layer).__name__ for layer in layers] == ["Embedding", "Bidirectional", "Bidirectional",
+                                                              type(rnn(1)).__name__, "Dense"]
+        for bi in layers[1:3]:
+            assert isinstance(bi.forward_layer, rnn) and bi.forward_layer.units == 100 and bi.forward_layer.return_sequences
+        assert layers[3].units == 200 and not layers[3].return_sequences
+        assert layers[4].units == 1 and layers[4].activation.__name__ == "sigmoid"
+    three, _ = build_models(vocabulary, max_length=8, n_classes=3)
+    assert three.layers[-1].units == 3 and three.layers[-1].activation.__name__ == "softmax"
+
     rare, unseen = vocab_words[10_000], "qwertyuiop"
     ids = layer(np.array(["", vocab_words[0], vocab_words[9_999], rare, unseen, unseen,
                           f"{vocab_words[0]} {vocab_words[1]}", " ".join(vocab_words[:20])], dtype=object)).numpy()
@@ -82,7 +96,11 @@ def test_gru_trains_predicts_and_roundtrips(settings, tmp_path):
     losses = facts["history"]["loss"]
     assert losses[-1] < losses[0] * 0.8, losses
     assert facts["history"]["val_accuracy"][-1] > 0.8
-    assert facts["max_length"] >= 4
+    from ml.lengths import coverage_of
+    from ml.text import tokenize
+
+    words = [len(tokenize(t)) for t in texts[:256]]                  # the measured length: the shortest that
+    assert coverage_of(words, facts["max_length"]) >= 0.99 > coverage_of(words, facts["max_length"] - 1)  # fits 99%
 
     probe_pos = ["I love this so much", "what a great day", "so happy right now!!"]
     probe_neg = ["I hate this so much", "what a terrible day", "so sad right now"]
@@ -329,3 +347,23 @@ def test_a_refit_measures_its_own_length(settings):
     assert predictor.fit(long, labels)["max_length"] == 30                   # not the first fit's 1
     fixed = GRUPredictor.from_options(settings, {**SMALL, "epochs": 1, "max_length": 5})
     assert fixed.fit(long, labels)["max_length"] == 5                        # a set length stays
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_the_fit_and_keeps_the_best_epoch(settings, tmp_path):
+    """Validation labels that contradict the training labels: validation loss rises after epoch 1, the fit stops
+    after ``patience`` more epochs and predicts with epoch 1's weights (those of a 1-epoch fit)."""
+    from ml.models.rnn import GRUPredictor
+
+    texts, labels = dataset(224, {"positive": POSITIVE, "negative": NEGATIVE}, seed=7)
+    flipped = ["negative" if v == "positive" else "positive" for v in labels[192:]]
+    options = {**SMALL, "patience": 2}
+    stopped = GRUPredictor.from_options(settings, {**options, "epochs": 20})
+    facts = stopped.fit(texts[:192], labels[:192], val_texts=texts[192:], val_labels=flipped)
+    val_loss = facts["history"]["val_loss"]
+    assert facts["best_epoch"] == 1 and min(val_loss) == val_loss[0], val_loss
+    assert facts["epochs_run"] == 3                                    # epoch 1, then 2 without improvement
+    one_epoch = GRUPredictor.from_options(settings, {**options, "epochs": 1})
+    one_epoch.fit(texts[:192], labels[:192], val_texts=texts[192:], val_labels=flipped)
+    probe = texts[192:]
+    np.testing.assert_allclose(stopped.predict_proba(probe), one_epoch.predict_proba(probe), atol=1e-5)

@@ -303,6 +303,11 @@ def test_minilm_fine_tunes_offline_and_roundtrips(settings, tmp_path, no_network
 
     assert predictor.labels == BINARY_LABELS
     assert facts["steps"] == 12 and facts["max_length"] % 8 == 0
+    from ml.lengths import coverage_of
+
+    pieces = [len(ids) for ids in predictor.tokenizer([clean(t) for t in texts[:64]])["input_ids"]]
+    n = facts["max_length"]                                         # the shortest multiple of 8 that fits 99%
+    assert coverage_of(pieces, n) >= 0.99 > coverage_of(pieces, n - 8), (n, sorted(pieces)[-3:])
     losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
     assert losses[-1] < losses[0], losses
     assert facts["best"]["val_accuracy"] >= 0.75
@@ -591,7 +596,7 @@ def test_gradient_accumulation_takes_the_step_of_the_whole_batch():
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4, msg=name)
     assert sum(float(g.abs().sum()) for g in grads_a) > 0
     with torch.no_grad():
-        moved = sum(float((a - b).abs().sum()) for a, b in zip(accumulated.model.parameters(), model.parameters()))
+        moved = sum(float((a - b).abs().sum()) for a, b in zip(accumulated.model.parameters(), model.parameters(), strict=True))
     assert moved > 0                                                        # and the step changed the weights
 
 
@@ -607,3 +612,33 @@ def test_fit_with_gradient_accumulation(settings, tiny_bert, no_network, tmp_pat
     assert facts["steps_per_epoch"] == 4 and facts["steps"] == 24                # 8 micro-batches -> 4 steps
     losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
     assert losses[-1] < losses[0] * 0.8, losses
+
+
+@pytest.mark.slow
+def test_the_best_evaluated_checkpoint_is_kept(settings, tiny_bert, no_network, tmp_path):
+    """Validation labels that contradict the training labels: the best evaluation comes early, and the fitted
+    model ends with exactly the weights it had at that step, not the last step's."""
+    import torch
+
+    from ml.models.transformer import BertPredictor
+
+    texts, labels = dataset(80, {"positive": POSITIVE, "negative": NEGATIVE}, seed=9)
+    flipped = ["negative" if v == "positive" else "positive" for v in labels[64:]]
+    predictor = BertPredictor.from_options(settings, {"model_name": str(tiny_bert), "epochs": 6, "batch_size": 16,
+                                                      "learning_rate": 1e-2, "eval_every": 4, "progress": False,
+                                                      "work_dir": tmp_path / "w"})
+    snapshots = {}
+
+    def snapshot(event):
+        if event["evaluated"]:
+            snapshots[event["step"]] = {k: v.detach().clone() for k, v in predictor.model.state_dict().items()}
+
+    predictor.callbacks.append(snapshot)
+    facts = predictor.fit(texts[:64], labels[:64], val_texts=texts[64:], val_labels=flipped)
+    assert sorted(snapshots) == list(range(4, 25, 4)) and facts["steps"] == 24
+    best = facts["best"]["step"]
+    assert best < 24, facts["best"]
+    final = predictor.model.state_dict()
+    for name, value in snapshots[best].items():
+        torch.testing.assert_close(final[name], value, msg=name)
+    assert any(not torch.equal(final[k], v) for k, v in snapshots[24].items())   # not the last step's weights
