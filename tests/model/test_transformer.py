@@ -71,6 +71,29 @@ def tiny_bert(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def tiny_roberta(tmp_path_factory):
+    """A 2-layer RoBERTa with random weights and a byte-level BPE tokenizer trained here on the fixture phrases:
+    RoBERTa's own layout (``<s>`` 0, ``<pad>`` 1, ``</s>`` 2; positions offset past the padding id), offline."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+
+    path = tmp_path_factory.mktemp("tiny-roberta")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(POSITIVE + NEGATIVE + NEUTRAL, vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizer(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
+                           eos_token_id=2)
+    RobertaModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ fast tests
 def test_encode_ids_equals_the_tokenizer_call_and_leaves_its_settings_alone():
     """The direct backend call gives the wrapper's ids; the backend's padding/truncation survive; slow fallback."""
@@ -642,3 +665,28 @@ def test_the_best_evaluated_checkpoint_is_kept(settings, tiny_bert, no_network, 
     for name, value in snapshots[best].items():
         torch.testing.assert_close(final[name], value, msg=name)
     assert any(not torch.equal(final[k], v) for k, v in snapshots[24].items())   # not the last step's weights
+
+
+@pytest.mark.slow
+def test_roberta_family_fine_tunes_a_roberta_model(settings, tiny_roberta, no_network, tmp_path):
+    """The roberta family on a RoBERTa architecture and tokenizer (pad id 1, <s> ... </s>), not a BERT one."""
+    from ml.models.transformer import RobertaPredictor
+
+    texts, labels = dataset(96, {"positive": POSITIVE, "negative": NEGATIVE}, seed=4)
+    predictor = RobertaPredictor.from_options(settings, {"model_name": str(tiny_roberta), "epochs": 6,
+                                                         "batch_size": 16, "learning_rate": 1e-2, "eval_every": 4,
+                                                         "progress": False, "work_dir": tmp_path / "w"})
+    facts = predictor.fit(texts[:64], labels[:64], val_texts=texts[64:], val_labels=labels[64:])
+    assert predictor.model.config.model_type == "roberta" and predictor.tokenizer.pad_token_id == 1
+    ids = predictor._encode(["i love this"], facts["max_length"])[0]
+    assert ids[0] == 0 and ids[-1] == 2                             # <s> ... </s>
+    losses = [h["loss"] for h in predictor.metrics["history"] if "loss" in h]
+    assert losses[-1] < losses[0] * 0.8, losses
+    assert facts["best"]["val_accuracy"] >= 0.75
+    probe = PROBE_POS + PROBE_NEG + ["", "x" * 300]
+    loaded = load_predictor(predictor.save(tmp_path / "roberta"))
+    assert loaded.family == "roberta"
+    np.testing.assert_allclose(loaded.predict_proba(probe), predictor.predict_proba(probe), rtol=0, atol=1e-6)
+    # Padding is id 1 and masked: a text scores the same alone and padded in a batch beside a long one.
+    alone = [predictor.predict_proba([t])[0] for t in PROBE_POS]
+    np.testing.assert_allclose(predictor.predict_proba(PROBE_POS + ["so " * 40])[:3], alone, atol=1e-5)
