@@ -30,6 +30,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue as queue_module
 import resource
 import sys
 import tempfile
@@ -186,7 +187,18 @@ def main(argv=None) -> list[dict]:
             queue = ctx.Queue()
             proc = ctx.Process(target=run_one, args=(name, args, train, val, test, queue), daemon=False)
             proc.start()
-            result = queue.get()
+            result = None
+            while result is None:  # a child killed by the OOM killer never answers: do not wait forever
+                try:
+                    result = queue.get(timeout=5)
+                except queue_module.Empty:
+                    if not proc.is_alive():
+                        proc.join()
+                        try:  # it may have answered just before it exited
+                            result = queue.get(timeout=1)
+                        except queue_module.Empty:
+                            result = {"model": name, "error": f"the {name} process died without a result (exit "
+                                                              f"code {proc.exitcode}; the OOM killer's is -9)"}
             proc.join()
             result["exit_code"] = proc.exitcode
             results.append(result)
