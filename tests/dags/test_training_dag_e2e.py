@@ -159,6 +159,72 @@ def test_a_failed_family_keeps_the_others(airflow_home, tmp_path, s140_zip):
     assert sorted(starts) == ["train", "train_student", "train_teacher"], "a deterministic error was retried"
 
 
+HOLD_BACK_INDEPENDENT = """
+import os
+
+import airflow.sdk.definitions.dag as dag_module
+
+_run_task, _held = dag_module._run_task, []
+
+
+def _students_unfinished(ti):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import State
+
+    with create_session() as session:
+        states = session.query(TaskInstance.state).filter(
+            TaskInstance.dag_id == ti.dag_id, TaskInstance.run_id == ti.run_id,
+            TaskInstance.task_id == "train_student").all()
+    return not states or any(state not in State.finished for (state,) in states)
+
+
+def _holding_run_task(*, ti, task, run_triggerer=False):
+    # An independent family is held back while a student has not finished (at most 40 times, so a DAG whose
+    # students waited for it still ends): the scheduler's own dependency checks decide when the student may run.
+    if ti.task_id == "train" and len(_held) < 40 and _students_unfinished(ti):
+        _held.append(ti.map_index)
+        with open(os.environ["HELD_LOG"], "a") as log:
+            log.write(f"held train[{ti.map_index}]\\n")
+        return None
+    return _run_task(ti=ti, task=task, run_triggerer=run_triggerer)
+
+
+dag_module._run_task = _holding_run_task
+"""
+
+
+def test_a_student_waits_for_its_teacher_alone(airflow_home, tmp_path, s140_zip):
+    """Airflow's own scheduling decisions let the student run while an independent family has not even started:
+    ``airflow dags test`` runs with the independent family held back until the student finishes (the student
+    could never start before it if it waited for every family). Its start and end times in the metadata DB say
+    the same."""
+    import sqlite3
+
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(HOLD_BACK_INDEPENDENT)
+    home, held_log = tmp_path / "home", tmp_path / "held.log"
+    env = airflow_env(home, airflow_home, PYTHONPATH=str(inject), HELD_LOG=str(held_log))
+    conf = {"families": ["logreg", "multinomialnb", "gru"], "teacher": "logreg", "epochs": 1, "max_samples": None,
+            "data_url": s140_zip.as_uri()}
+    done = dags_test(env, DAG_ID, conf, log=tmp_path / "dags_test.log")
+    assert done.returncode == 0, tail(done.stdout + done.stderr)
+    assert held_log.is_file() and "held train[" in held_log.read_text()      # the hold really happened
+
+    run_id = _record(home)["dag_run_id"]
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        rows = db.execute("SELECT task_id, map_index, state, start_date, end_date FROM task_instance "
+                          "WHERE dag_id = ? AND run_id = ? AND task_id LIKE 'train%'", (DAG_ID, run_id)).fetchall()
+    times = {(task, index): (state, start, end) for task, index, state, start, end in rows}
+    assert {state for state, _, _ in times.values()} == {"success"}, times
+    (teacher,) = [v for (task, _), v in times.items() if task == "train_teacher"]
+    (student,) = [v for (task, _), v in times.items() if task == "train_student"]
+    (independent,) = [v for (task, _), v in times.items() if task == "train"]
+    assert teacher[2] <= student[1]                                  # the student follows its teacher ...
+    assert student[2] <= independent[1], times                       # ... and ends before the other family starts
+
+
 def test_data_that_fails_to_prepare_fails_the_run_without_training(airflow_home, tmp_path):
     """The archive downloads but its CSV has the wrong shape: prepare fails at once, nothing trains, the student
     task (all_done) skips itself rather than run without data, evaluation says the run saved no model, and the
