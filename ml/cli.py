@@ -90,7 +90,8 @@ def train_cmd(
     epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs (neural families).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (neural families).")] = None,
     model_name: Annotated[str | None, typer.Option(help="Transformer checkpoint name or local directory.")] = None,
-    max_length: Annotated[int | None, typer.Option(min=4, help="Sequence length (words for gru/lstm, word pieces for transformers); default measured to cover 99% of tweets.")] = None,
+    max_length: Annotated[int | None, typer.Option(min=4, help="Sequence length (words for gru/lstm, word pieces for "
+                                                               "transformers); default measured to cover 99% of tweets.")] = None,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Peak learning rate (neural families).")] = None,
     grad_accum: Annotated[int | None, typer.Option(min=1, help="Gradient accumulation steps (transformers).")] = None,
     dropout: Annotated[float | None, typer.Option(min=0.0, max=0.9, help="Dropout on embeddings and after each "
