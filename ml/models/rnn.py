@@ -28,7 +28,10 @@ README's figures.
 The saved ``model.keras`` maps raw tweets to probabilities on its own: its first layer (``TokenIds``, see
 :func:`token_ids_layer`) cleans them with :func:`ml.text.clean` (the one cleaner), splits them and looks the
 tokens up in the vocabulary stored inside the file, so it needs no other state (load it with
-:func:`custom_objects`). The predictor cleans once for every family and feeds the network past that step.
+:func:`custom_objects`). The cleaning is Python run through ``tf.py_function``: loading needs this package
+importable, and ``model.export`` of it does not reload in another process (TensorFlow keeps Python callbacks
+out of SavedModels). Files saved before that layer cleaned (no ``clean`` in its config) read cleaned text, as
+they did. The predictor cleans once for every family and feeds the network past that step.
 """
 
 from __future__ import annotations
