@@ -101,7 +101,8 @@ def train(
         train_df["text"].tolist(), train_df["label"].tolist(),
         val_texts=val_df["text"].tolist(), val_labels=val_df["label"].tolist(),
     )
-    seconds = time.perf_counter() - started
+    # A resumed fit also counts the time its interrupted attempts spent up to their checkpoint.
+    seconds = time.perf_counter() - started + float((facts or {}).get("earlier_seconds") or 0.0)
     target = settings.models_dir / (name or family)
     meta = {
         "name": name or family,

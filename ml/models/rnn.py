@@ -403,6 +403,7 @@ class _RecurrentPredictor(Predictor):
     def fit(self, texts, labels, *, val_texts=None, val_labels=None) -> dict[str, Any]:
         import numpy as np
 
+        fit_started = time.perf_counter()
         keras = _keras()
         self.labels = labels_for(labels)
         tokens = [tokenize(t) for t in texts]
@@ -461,6 +462,7 @@ class _RecurrentPredictor(Predictor):
         else:
             embedding_facts = state.get("embeddings")
         resumed_from = state["epoch"] if state else None
+        earlier_seconds = float(state.get("seconds", 0.0)) if state else 0.0  # the interrupted attempts' time
         history: dict[str, list[float]] = state["history"] if state else {}
         best: dict[str, Any] | None = state["best"] if state else None
         epoch = state["epoch"] if state else 0
@@ -479,7 +481,8 @@ class _RecurrentPredictor(Predictor):
                 _atomic_weights(core, work / "best.weights.h5")
             self._checkpoint(work, core, {"fingerprint": fingerprint, "epoch": epoch, "history": history,
                                           "best": best, "dropout_rng": _dropout_rng(core),
-                                          "embeddings": embedding_facts})
+                                          "embeddings": embedding_facts,
+                                          "seconds": earlier_seconds + time.perf_counter() - fit_started})
             for callback in self.callbacks:
                 callback({"epoch": epoch, "history": history})
         if best is not None and best["epoch"] != epoch:  # early stopping keeps the best epoch's weights
@@ -489,6 +492,7 @@ class _RecurrentPredictor(Predictor):
         if not self.keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
         return {"epochs_run": epoch, "best_epoch": best["epoch"] if best else epoch, "resumed_from_epoch": resumed_from,
+                "earlier_seconds": round(earlier_seconds, 2) if state else None,
                 "max_length": self.max_length, "vocabulary": len(vocabulary),
                 "embedding_rows": token_ids.vocabulary_size(), "embeddings": embedding_facts, "teacher": teacher_facts,
                 "history": history}
@@ -534,6 +538,16 @@ class _RecurrentPredictor(Predictor):
         state = checkpoint_state(work, fingerprint, discard=("best.weights.h5",))
         if state is None:
             return None
+        if state["epoch"] > self.epochs:  # trained longer than this fit asks: not a part of it
+            log.warning("ignoring the checkpoint in %s: it is at epoch %d, past this fit's %d epochs",
+                        work, state["epoch"], self.epochs)
+            shutil.rmtree(work / "last", ignore_errors=True)
+            (work / "best.weights.h5").unlink(missing_ok=True)
+            return None
+        best = state.get("best")
+        if state["epoch"] >= self.epochs or (best and state["epoch"] - best["epoch"] >= self.patience):
+            log.warning("%s: the checkpoint in %s holds a finished fit whose model was not saved; using it",
+                        self.family, work)
         core.optimizer.build(core.trainable_variables)
         core.load_weights(work / "last" / "model.weights.h5")
         _dropout_rng(core, state.get("dropout_rng"))

@@ -617,6 +617,7 @@ class TransformerPredictor(Predictor):
 
         # The measured max_length is kept only when training completes; a refit measures its data again.
         cfg = replace(self.config, max_length=None) if self._measure_length else replace(self.config)
+        fit_started = time.perf_counter()
         self.labels = labels_for(labels)
         y = np.array([self.labels.index(v) for v in labels], dtype=np.int64)
         torch.manual_seed(cfg.seed)
@@ -660,9 +661,17 @@ class TransformerPredictor(Predictor):
         best: dict[str, Any] | None = None
         state = self._resume(work, fingerprint, loop)
         resumed_from = state["step"] if state else None
+        earlier_seconds = float(state.get("seconds", 0.0)) if state else 0.0  # the interrupted attempts' time
         if state is not None:
             history, best = state["history"], state["best"]
             log.info("resuming %s from step %d of %d (%s)", self.family, resumed_from, total_steps, work)
+            if resumed_from >= total_steps:
+                log.warning("%s: the checkpoint in %s holds a finished fit whose model was not saved; using it",
+                            self.family, work)
+
+        def elapsed() -> float:
+            return earlier_seconds + time.perf_counter() - fit_started
+
         compiled = f"{loop.compile_mode}, by {loop.compile_scope}" if loop.compiled else None
         log.info("fine-tuning %s on %d texts: max_length %d, %d steps (%d per epoch), device %s, bf16 %s, "
                  "compiled %s", self.model_name, len(seqs), cfg.max_length, total_steps, steps_per_epoch,
@@ -708,7 +717,7 @@ class TransformerPredictor(Predictor):
                             self._save_weights(work / "best")
                     if (final and self.keep_work_dir) or (not final and loop.step % save_every == 0):
                         checkpointed = True
-                        self._checkpoint(work, loop, fingerprint, history, best)
+                        self._checkpoint(work, loop, fingerprint, history, best, elapsed())
                     for callback in self.callbacks:
                         callback({"step": loop.step, "epoch": epoch, "samples": trained_samples,
                                   "evaluated": evaluated, "checkpointed": checkpointed})
@@ -724,6 +733,7 @@ class TransformerPredictor(Predictor):
         self.metrics = {"steps": loop.step, "steps_per_epoch": steps_per_epoch, "max_length": cfg.max_length,
                         "compiled": compiled,
                         "resumed_from_step": resumed_from, "best": best, "history": history,
+                        "earlier_seconds": round(earlier_seconds, 2) if state else None,
                         "train_samples_per_second": round(trained_samples / seconds, 1) if trained_samples else None}
         if not self.keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
@@ -751,7 +761,7 @@ class TransformerPredictor(Predictor):
         with atomic_dir(target) as tmp:
             torch.save(self.model.state_dict(), tmp / "model.pt")
 
-    def _checkpoint(self, work: Path, loop: TrainLoop, fingerprint: str, history, best) -> None:
+    def _checkpoint(self, work: Path, loop: TrainLoop, fingerprint: str, history, best, seconds: float) -> None:
         """Write ``work/last`` atomically: weights, optimizer, step, RNG state, history."""
         import torch
 
@@ -762,7 +772,8 @@ class TransformerPredictor(Predictor):
                 rng["cuda"] = torch.cuda.get_rng_state()
             torch.save({**loop.state_dict(), "rng": rng}, tmp / "trainer.pt")
             (tmp / "state.json").write_text(json.dumps(
-                {"fingerprint": fingerprint, "step": loop.step, "history": history, "best": best}, indent=1))
+                {"fingerprint": fingerprint, "step": loop.step, "history": history, "best": best,
+                 "seconds": seconds}, indent=1))
         log.debug("checkpoint at step %d in %s", loop.step, work / "last")
 
     def _resume(self, work: Path, fingerprint: str, loop: TrainLoop) -> dict[str, Any] | None:

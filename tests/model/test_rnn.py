@@ -327,13 +327,17 @@ def test_train_keeps_checkpoints_until_the_model_is_saved(prepared, monkeypatch)
             train("gru", prepared, **options)
     assert json.loads((work / "last" / "state.json").read_text())["epoch"] == 2       # the finished fit is kept
 
+    earlier = json.loads((work / "last" / "state.json").read_text())["seconds"]
     result = train("gru", prepared, **options)
     assert result["fit"]["resumed_from_epoch"] == 2 and result["fit"]["epochs_run"] == 2
+    assert result["train_seconds"] >= earlier > 0                                     # the first attempt's time counts
     assert not work.exists()                                                          # saved: checkpoints go
     assert load_predictor(result["path"]).predict_proba(["I love this"]).shape == (1, 2)
 
     kept = train("gru", prepared, **options, keep_work_dir=True)                       # asked to keep them
     assert kept["fit"]["resumed_from_epoch"] is None and (work / "last" / "state.json").is_file()
+    shorter = train("gru", prepared, **{**options, "epochs": 1})                      # fewer epochs than it holds:
+    assert shorter["fit"]["resumed_from_epoch"] is None and shorter["fit"]["epochs_run"] == 1  # not resumed
 
 
 def test_a_refit_measures_its_own_length(settings):

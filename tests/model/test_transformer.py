@@ -567,6 +567,7 @@ def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_
 
     result = train("bert", prepared, **options)
     assert result["fit"]["resumed_from_step"] == 10 and result["fit"]["steps"] == 10
+    assert result["train_seconds"] >= state["seconds"] > 0          # the first attempt's time counts
     assert result["fit"]["best"] == state["best"]
     assert not work.exists()
     assert load_predictor(result["path"]).predict_proba(["I love this"]).shape == (1, 2)
