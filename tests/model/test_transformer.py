@@ -293,10 +293,18 @@ def test_hub_models_fail_offline_naming_the_offline_choices(family, settings, em
 def test_hub_model_unreachable_says_so(settings, empty_hf_cache, monkeypatch):
     from ml.models.transformer import BertPredictor
 
+    refused = []
+
     def unreachable(*args, **kwargs):
+        refused.append(args[1:] or kwargs)
         raise ConnectionRefusedError("[Errno 111] Connection refused (test)")
 
+    import huggingface_hub.constants
+    import huggingface_hub.utils._http
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")                         # online allowed, but no route to the Hub
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the hub read the variable at import
+    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", lambda seconds: None)  # its retries' back-off
     monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "1")
     monkeypatch.setattr(socket.socket, "connect", unreachable)
     monkeypatch.setattr(socket, "create_connection", unreachable)
@@ -305,6 +313,7 @@ def test_hub_model_unreachable_says_so(settings, empty_hf_cache, monkeypatch):
     message = str(err.value)
     assert "bert-base-uncased" in message and "unreachable" in message and "minilm" in message
     assert "HF_HUB_OFFLINE=0" not in message
+    assert refused, "the Hub was never asked: offline mode was still on"
 
 
 def test_missing_local_directory_is_a_model_error(settings):
