@@ -48,9 +48,15 @@ def no_network(monkeypatch):
 
 @pytest.fixture
 def empty_hf_cache(tmp_path, monkeypatch):
+    """Offline, with an empty Hugging Face cache (huggingface_hub reads its variables once, at import: the
+    constants are patched too, so a model cached on the test machine cannot make these tests pass or fail)."""
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
 
 
 @pytest.fixture(scope="module")
