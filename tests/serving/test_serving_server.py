@@ -6,6 +6,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 from conftest import NEGATIVE_TEXTS, POSITIVE_TEXTS, UNSEEN_TEXT, copy_home
 
@@ -182,3 +183,43 @@ def test_bento_build_and_serve(platform):
         assert r.status_code == 200
         assert [a["label"] for a in r.json()] == ["Negative"] * 3
         assert {a["model"] for a in r.json()} == {platform["latest"]["tag"]}
+
+
+@pytest.mark.parametrize("family, options", [
+    ("gru", {"embedding_dim": 16, "units": 8, "top_units": 8, "batch_size": 32, "learning_rate": 0.01, "epochs": 6}),
+    ("minilm", {"epochs": 2, "batch_size": 16, "learning_rate": 3e-4, "progress": False}),
+])
+def test_a_neural_champion_is_served(trained_home, tmp_path, family, options):
+    """A Keras GRU and a fine-tuned transformer, packaged and served by a real ``bentoml serve``: raw tweets in,
+    the same probabilities as the model in-process, and labels by the Neutral band."""
+    from ml.predictor import load_predictor
+    from ml.settings import get_settings
+    from ml.train import train
+    from serving.package import package_model
+
+    root = copy_home(trained_home, tmp_path / "home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("BENTOML_HOME", raising=False)
+        mp.delenv("SENTIMENT_RUN_ID", raising=False)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        settings = get_settings(home=root)
+        saved = train(family, settings, **options)
+        packaged = package_model(settings, family)
+    texts = ["@bob I LOVE this so much!!! http://t.co/x #happy", "what a TERRIBLE day...", *POSITIVE_TEXTS,
+             *NEGATIVE_TEXTS, "", "café &amp; olé 😀"]
+    expected = load_predictor(saved["path"]).p_positive(texts)
+    env = {"SENTIMENT_HOME": str(root), "BENTOML_HOME": str(root / "bentoml"), "SENTIMENT_MODEL_TAG": packaged["tag"],
+           "SENTIMENT_API_KEY": None, "HF_HUB_OFFLINE": "1"}
+    with BentoServer("serving.service:TweetSentiment", cwd=REPO_ROOT, env=env, ready_timeout=240) as srv:
+        r = httpx.post(f"{srv.url}/classify", json={"texts": texts}, timeout=60)
+        assert r.status_code == 200, r.text
+        answers = r.json()
+    assert {a["model"] for a in answers} == {packaged["tag"]}
+    blank = texts.index("")
+    assert (answers[blank]["label"], answers[blank]["p_positive"]) == ("Neutral", None)  # nothing left to score
+    scored = [i for i in range(len(texts)) if i != blank]
+    np.testing.assert_allclose([answers[i]["p_positive"] for i in scored], expected[scored], atol=1e-4)
+    for i in scored:
+        p = expected[i]
+        assert answers[i]["label"] == ("Neutral" if 0.4 <= p <= 0.6 else "Positive" if p > 0.6 else "Negative")
+    assert {a["label"] for a in answers[2:8]} - {"Neutral"}, "a model that learned nothing"   # not all Neutral
