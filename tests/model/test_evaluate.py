@@ -59,3 +59,23 @@ def test_test_metrics_arithmetic():
     assert m["test_accuracy"] == 0.5 and m["n_test_polar"] == 4
     # 3-class with band: a Pos ok, b Neg ok, c Neutral ok, d Pos wrong, e Neutral wrong, f Pos wrong
     assert m["test3_accuracy"] == 0.5
+
+
+@pytest.mark.slow
+def test_no_write_up_figures_beside_other_data(settings, tmp_path):
+    """The write-up's accuracies are two-class Sentiment140 ones: a three-class SemEval-style run shows none."""
+    from fixtures import NEGATIVE, NEUTRAL, POSITIVE
+
+    from ml.data import prepare
+
+    rows = [f"{i}\t{label}\t{text} {i}" for i, (label, text) in enumerate(
+        (label, pool[i % len(pool)]) for i in range(300)
+        for label, pool in [("positive", POSITIVE), ("negative", NEGATIVE), ("neutral", NEUTRAL)][i % 3:i % 3 + 1])]
+    source = tmp_path / "train.tsv"
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    prepare(settings, source)
+    train("logreg", settings)
+    (row,) = evaluate(settings)
+    assert row["labels"] == ["negative", "neutral", "positive"] and row["reference_accuracy"] is None
+    md = (settings.reports_dir / "leaderboard.md").read_text()
+    assert "79.2" not in md and "No write-up figures" in md and "`train.tsv`" in md
