@@ -198,7 +198,7 @@ def to_markdown(rows: list[dict], manifest: dict, band: tuple[float, float]) -> 
             f"| {_pct(r['f1'])} | {r['roc_auc']:.3f} | {_pct(r['test_accuracy'])} | {_pct(r['test3_accuracy'])} "
             f"| {_pct(r['test3_macro_f1'])} | {r['train_seconds']} | {r['n_train']:,} |"
         )
-    if any(r.get("reference_accuracy") is not None for r in rows):
+    if (manifest.get("source") or {}).get("kind", "sentiment140") == "sentiment140":
         lines += ["", "Write-up figures were measured on the full 1.6M-tweet file; compare like with like "
                   "(same data version, same sample size)."]
     else:

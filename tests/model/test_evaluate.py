@@ -79,3 +79,17 @@ def test_no_write_up_figures_beside_other_data(settings, tmp_path):
     assert row["labels"] == ["negative", "neutral", "positive"] and row["reference_accuracy"] is None
     md = (settings.reports_dir / "leaderboard.md").read_text()
     assert "79.2" not in md and "No write-up figures" in md and "`train.tsv`" in md
+
+
+def test_the_markdown_note_follows_the_data_not_the_families():
+    """A Sentiment140 run of families without a write-up figure (minilm) keeps the Sentiment140 note."""
+    from ml.evaluate import to_markdown
+
+    row = {"run_id": "r", "model": "minilm", "family": "minilm", "accuracy": 0.8, "reference_accuracy": None,
+           "f1": 0.8, "roc_auc": 0.9, "test_accuracy": 0.85, "test3_accuracy": 0.6, "test3_macro_f1": 0.55,
+           "train_seconds": 1.0, "n_train": 10}
+    manifest = {"data_version": "v", "rows": {"train": 10, "validation": 2, "test": 2},
+                "source": {"kind": "sentiment140", "name": "trainingandtestdata.zip"}}
+    assert "measured on the full 1.6M-tweet file" in to_markdown([row], manifest, (0.4, 0.6))
+    manifest["source"] = {"kind": "labelled", "name": "train.tsv"}
+    assert "No write-up figures" in to_markdown([row], manifest, (0.4, 0.6))
