@@ -203,6 +203,9 @@ def test_families_defaults_and_options(settings):
     assert bert.model_name == "bert-base-uncased"
     assert (bert.config.learning_rate, bert.config.epochs, bert.config.seed) == (1e-5, 2, settings.seed)
     assert RobertaPredictor.from_options(settings, {}).model_name == "roberta-base"
+    assert RobertaPredictor.from_options(settings, {}).config.learning_rate == 1e-5      # the write-up's recipe
+    assert minilm.config.learning_rate == MiniLMPredictor().config.learning_rate == 5e-5   # the small model's
+    assert MiniLMPredictor.from_options(settings, {"learning_rate": 2e-5}).config.learning_rate == 2e-5
     assert BertPredictor.from_options(settings, {"model_name": "/some/dir"}).model_name == "/some/dir"
     assert BertPredictor.from_options(settings, {"compile_scope": "model"}).config.compile_scope == "model"
     with pytest.raises(ModelError, match="compile_scope must be one of auto, layers, model"):
