@@ -20,8 +20,9 @@ pass; the second reuses them (``fit.teacher.seconds``/``reused`` say which)::
 ``--rnn-embeddings minilm`` (or a GloVe/word2vec file) starts the RNN embeddings from pretrained word vectors;
 ``fit.embeddings`` reports their coverage.
 
-The transformer fine-tune is the slow one on CPU, hence its own, smaller subset (``--minilm-subset``) and a
-higher learning rate than the write-up's 1e-5 (few steps); the output line states both.
+The transformer fine-tune is the slow one on CPU, hence its own, smaller subset (``--minilm-subset``); its
+learning rate is the minilm family's 5e-5 (not bert-base's 1e-5: few steps, small model); the output line
+states both.
 """
 
 from __future__ import annotations
