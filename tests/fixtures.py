@@ -73,3 +73,19 @@ def make_s140_zip(path: Path, n_train: int = 400, n_test: int = 60, seed: int = 
                 row[1] = str(14_000 + i)
             zf.writestr("testdata.manual.2009.06.14.csv", to_csv_bytes(test))
     return path
+
+
+def train_failing_to_save(family: str, settings, **options) -> None:
+    """``ml.train.train`` whose fit completes but whose save fails as on a full disk (asserts the OSError)."""
+    import pytest
+
+    from ml.predictor import Predictor
+    from ml.train import train
+
+    def disk_full(self, path, extra_meta=None):
+        raise OSError(28, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Predictor, "save", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            train(family, settings, **options)

@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from fixtures import NEGATIVE, NEUTRAL, POSITIVE, tweet
+from fixtures import NEGATIVE, NEUTRAL, POSITIVE, train_failing_to_save, tweet
 
 from ml.predictor import BINARY_LABELS, TERNARY_LABELS, load_predictor
 from ml.text import clean
@@ -309,22 +309,16 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
 
 
 @pytest.mark.slow
-def test_train_keeps_checkpoints_until_the_model_is_saved(prepared, monkeypatch):
+def test_train_keeps_checkpoints_until_the_model_is_saved(prepared):
     """A task killed while saving a finished fit resumes it from the checkpoint instead of training again; the
     checkpoints go once the model is saved."""
-    from ml.predictor import Predictor, work_dir_option
+    from ml.predictor import work_dir_option
     from ml.train import train
 
     options = {**SMALL, "epochs": 2, "patience": 5}
     work = work_dir_option(prepared, "gru", {})
 
-    def disk_full(self, path, extra_meta=None):
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Predictor, "save", disk_full)
-        with pytest.raises(OSError, match="No space"):
-            train("gru", prepared, **options)
+    train_failing_to_save("gru", prepared, **options)
     assert json.loads((work / "last" / "state.json").read_text())["epoch"] == 2       # the finished fit is kept
 
     earlier = json.loads((work / "last" / "state.json").read_text())["seconds"]

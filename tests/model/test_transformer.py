@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures import NEGATIVE, NEUTRAL, POSITIVE, tweet
+from fixtures import NEGATIVE, NEUTRAL, POSITIVE, train_failing_to_save, tweet
 
 from ml.errors import ModelError
 from ml.lengths import coverage_of, covering_length
@@ -563,23 +563,17 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
 
 
 @pytest.mark.slow
-def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_network, monkeypatch):
+def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_network):
     """The last step is checkpointed inside a run: a failed save costs no training, and the resumed fit restores
     the same best weights."""
-    from ml.predictor import Predictor, work_dir_option
+    from ml.predictor import work_dir_option
     from ml.train import train
 
     options = {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 32, "learning_rate": 1e-3,
                "progress": False, "eval_every": 4}
     work = work_dir_option(prepared, "bert", {})
 
-    def disk_full(self, path, extra_meta=None):
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Predictor, "save", disk_full)
-        with pytest.raises(OSError, match="No space"):
-            train("bert", prepared, **options)
+    train_failing_to_save("bert", prepared, **options)
     state = json.loads((work / "last" / "state.json").read_text())
     assert state["step"] == 10                                      # 320 training rows / 32: the final step
 
