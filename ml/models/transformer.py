@@ -204,10 +204,13 @@ def load_pretrained(model_name: str, labels: Sequence[str] | None = None):
             return tokenizer, model
         except Exception as exc:  # OSError when offline; network failures surface as several types
             reason = exc
-    hub = ("disabled (HF_HUB_OFFLINE=1, the platform's default: `export HF_HUB_OFFLINE=0` and unset "
-           "TRANSFORMERS_OFFLINE on a machine with internet access to download it once into the Hugging Face "
-           "cache)" if _offline()
-           else f"unreachable or refused it ({type(reason).__name__}: {str(reason).splitlines()[0][:200] if str(reason) else ''})")
+    if _offline():
+        hub = ("disabled (HF_HUB_OFFLINE=1, the platform's default: `export HF_HUB_OFFLINE=0` and unset "
+               "TRANSFORMERS_OFFLINE on a machine with internet access to download it once into the Hugging Face "
+               "cache)")
+    else:
+        detail = (str(reason).splitlines() or [""])[0][:200]
+        hub = f"unreachable or refused it ({type(reason).__name__}: {detail})"
     raise ModelError(f"cannot load {model_name!r}: it is not a local directory, not in the Hugging Face cache, "
                      f"and the Hub is {hub}; {OFFLINE_CHOICES}")
 
