@@ -124,8 +124,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
     val = load_split(settings, "validation", max_samples)
     test = load_split(settings, "test")
     band = settings.neutral_band
-    # The write-up's accuracies are two-class Sentiment140 figures: no yardstick for other data (e.g. SemEval).
-    sentiment140 = (manifest.get("source") or {}).get("kind", "sentiment140") == "sentiment140"
+    sentiment140 = is_sentiment140(manifest)
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -163,6 +162,12 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
     return rows
 
 
+def is_sentiment140(manifest: dict) -> bool:
+    """Whether the run's data is Sentiment140: only then are the write-up's (two-class Sentiment140) accuracies
+    a yardstick, not for other data such as SemEval."""
+    return (manifest.get("source") or {}).get("kind", "sentiment140") == "sentiment140"
+
+
 def _teacher_of(meta: dict) -> str | None:
     """``family:name`` of the model a distilled model learned from (``None`` for the others)."""
     teacher = (meta.get("fit") or {}).get("teacher") or None
@@ -198,7 +203,7 @@ def to_markdown(rows: list[dict], manifest: dict, band: tuple[float, float]) -> 
             f"| {_pct(r['f1'])} | {r['roc_auc']:.3f} | {_pct(r['test_accuracy'])} | {_pct(r['test3_accuracy'])} "
             f"| {_pct(r['test3_macro_f1'])} | {r['train_seconds']} | {r['n_train']:,} |"
         )
-    if (manifest.get("source") or {}).get("kind", "sentiment140") == "sentiment140":
+    if is_sentiment140(manifest):
         lines += ["", "Write-up figures were measured on the full 1.6M-tweet file; compare like with like "
                   "(same data version, same sample size)."]
     else:

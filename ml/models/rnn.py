@@ -490,7 +490,7 @@ class _RecurrentPredictor(Predictor):
         if self.teacher and binary:  # the saved model names built-in metrics only: any Keras loads it
             core.compile(optimizer=core.optimizer, loss=loss, metrics=["accuracy"])
         if not self.keep_work_dir:
-            shutil.rmtree(work, ignore_errors=True)
+            self.discard_work_dir()
         return {"epochs_run": epoch, "best_epoch": best["epoch"] if best else epoch, "resumed_from_epoch": resumed_from,
                 "earlier_seconds": round(earlier_seconds, 2) if state else None,
                 "max_length": self.max_length, "vocabulary": len(vocabulary),

@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -747,7 +746,7 @@ class TransformerPredictor(Predictor):
                         "earlier_seconds": round(earlier_seconds, 2) if state else None,
                         "train_samples_per_second": round(trained_samples / seconds, 1) if trained_samples else None}
         if not self.keep_work_dir:
-            shutil.rmtree(work, ignore_errors=True)
+            self.discard_work_dir()
         return {k: v for k, v in self.metrics.items() if k != "history"}
 
     # ------------------------------------------------------------------------------------- checkpoints
