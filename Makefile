@@ -15,7 +15,7 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install up down status airflow-env train-classical test test-fast lint bench lock clean
+.PHONY: help install up down status airflow-env config train-classical test test-fast lint bench lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -36,22 +36,26 @@ $(STAMP): requirements.lock requirements.in pyproject.toml
 install: $(STAMP) ## Create .venv and install pinned dependencies (idempotent; fast when up to date)
 
 up: install ## Set up and run the platform's main job on embedded defaults (ARGS="--retrain --families logreg,gru")
-	$(PY) scripts/platform.py up $(ARGS)
+	$(PY) -m ops up $(ARGS)
 
 down: ## Stop everything `make up` started
-	@test -x $(PY) && $(PY) scripts/platform.py down || true
+	@test -x $(PY) && $(PY) -m ops down || true
 
 status: ## Show what `make up` started and where it listens
-	$(PY) scripts/platform.py status
+	$(PY) -m ops status
 
 airflow-env: ## Print the exports that point the `airflow` CLI at the platform: eval "$(make -s airflow-env)"
-	@$(PY) scripts/platform.py env
+	@$(PY) -m ops env
+
+config: install ## Print every setting, its value, where it came from, and its help
+	@$(PY) -m ml config
 
 train-classical: install ## CLI only, no Airflow: download -> prepare -> train the classical family -> evaluate
 	$(PY) -m ml data download
 	$(PY) -m ml data prepare
 	for f in logreg linearsvc multinomialnb; do $(PY) -m ml train $$f || exit 1; done
 	$(PY) -m ml evaluate
+	$(PY) -m serving package
 
 test: install ## Install, then run the whole test suite (what CI runs)
 	$(PY) -m pytest -q
@@ -59,8 +63,9 @@ test: install ## Install, then run the whole test suite (what CI runs)
 test-fast: install ## Unit tests only (skips the slow tests that train models or start servers)
 	$(PY) -m pytest -q -m "not slow"
 
-lint: install ## ruff
-	$(VENV)/bin/ruff check ml serving spark_apps dags plugins tests bench scripts
+lint: install ## ruff, and the layer order (import-linter; see pyproject.toml)
+	$(VENV)/bin/ruff check ml serving spark_apps dags plugins ops tests bench
+	$(VENV)/bin/lint-imports
 
 bench: install ## Run the benchmarks on ../shared/data (DATA=... to point elsewhere)
 	$(PY) bench/classical.py --data $${DATA:-../shared/data}

@@ -28,8 +28,6 @@ import logging
 import math
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,13 +71,13 @@ def train_logreg(data: Path, settings, rows: int | None) -> dict:
 
     train = read_labelled(data / "sentiment140" / "head_tail_100k.csv.gz")
     if rows and rows < len(train):
-        train = train.sample(n=rows, random_state=settings.seed).reset_index(drop=True)
+        train = train.sample(n=rows, random_state=settings.data.seed).reset_index(drop=True)
     model = family_class("logreg").from_options(settings, {})
     started = time.perf_counter()
     model.fit(train["text"].tolist(), train["label"].tolist())
     seconds = time.perf_counter() - started
     model.save(settings.models_dir / "logreg", extra_meta={
-        "name": "logreg", "run_id": settings.run_id, "data_version": "bench-head_tail_100k",
+        "name": "logreg", "run_id": settings.training.run_id, "data_version": "bench-head_tail_100k",
         "n_train": len(train), "train_seconds": round(seconds, 2)})
     return emit(bench="serving", step="train", model="logreg", n_train=len(train), train_seconds=round(seconds, 1))
 
@@ -196,41 +194,25 @@ def serve_baseline(model_dir: str, port: int) -> None:
     app.run(host="127.0.0.1", port=port, threaded=True)
 
 
-class Baseline:
-    def __init__(self, model_dir: str) -> None:
-        from serving.launch import free_port
+def baseline_server(model_dir: str):
+    """The write-up's one-text Flask endpoint in a subprocess (started and stopped by the platform's launcher)."""
+    from ml.processes import Process, free_port
 
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-baseline", model_dir, "--port", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = free_port()
 
-    def __enter__(self) -> Baseline:
-        import httpx
+    class Baseline(Process):
+        url = f"http://127.0.0.1:{port}"
 
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"baseline server exited: {self.log.read().decode(errors='replace')[-2000:]}")
+        def start(self) -> Baseline:
+            super().start()
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.25)
-        self.__exit__()
-        raise TimeoutError("baseline server not ready after 120s")
+                self.wait_http(f"{self.url}/health", timeout=120)
+            except BaseException:
+                self.stop()
+                raise
+            return self
 
-    def __exit__(self, *exc) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
+    return Baseline([sys.executable, __file__, "--serve-baseline", model_dir, "--port", str(port)], name="flask-baseline")
 
 
 # ------------------------------------------------------------------------------------------------- run
@@ -256,7 +238,7 @@ def bench_model(name: str, settings, texts: list[str], args: argparse.Namespace,
                                   clients_for(batch, args.concurrency), args.duration, args.max_requests)
 
     one_text = [json.dumps({"text": t}).encode() for t in texts[:512]]
-    with Baseline(info["path"]) as baseline:
+    with baseline_server(info["path"]) as baseline:
         url = f"{baseline.url}/predict"
         base = {c: drive(name, "flask-baseline", url, one_text, 1, c, args.duration, args.max_requests)
                 for c in sorted({1, args.concurrency})}

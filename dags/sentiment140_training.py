@@ -7,7 +7,7 @@ scores every model on the same data, picks the champion and packages it into the
 `bentoml build` is optional.
 
 `plan → download → prepare → train[family] (one mapped task per family) → evaluate → leaderboard →
-select_champion → package → build_bento (optional) → finish`; with a `teacher` of the run:
+select_champion → package → verify → build_bento (optional) → finish`; with a `teacher` of the run:
 `prepare → train_teacher[family] → train_student[gru, lstm] → evaluate`, beside the other families.
 
 **Trigger form.** Pick the families (the classical three are the default and take minutes on two CPU cores;
@@ -32,6 +32,10 @@ at once). Other families ignore it; a run without GRU or LSTM refuses it.
 `run.json` (the run's params, data version, champion, model tag and outcome). The prepared data is shared by
 all runs and versioned by its content hash (`data/processed/manifest.json`).
 
+**Verify.** After packaging, `verify` serves the packaged champion with a real `bentoml serve` on a free loopback
+port and classifies a few tweets over HTTP through the BentoML hook: a model that packages but does not answer
+fails the run before anything rolls it out.
+
 **Failures.** A family that fails does not stop the others: evaluation, champion selection and packaging use the
 models that trained, then the `finish` task fails the run to make the missing family visible. Errors in the
 input (unknown family, bad data, invalid settings) fail at once without retries. Every task is idempotent, so
@@ -43,17 +47,15 @@ events carry the data version, the run id and the model tag, so later DAGs can b
 
 from __future__ import annotations
 
-import logging
 import os
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
-from ml.pipeline import DEFAULT_FAMILIES
 from ml.predictor import FAMILIES
-
-log = logging.getLogger(__name__)
+from ml.settings import get_settings
+from sentiment_platform.pipeline import DEFAULT_FAMILIES
+from sentiment_platform.tasks import fail_fast, record_failure_callback
 
 DAG_ID = "sentiment140_training"
 #: The prepared splits (``data/processed``); event extra: data_version, rows, run_id, processed_dir.
@@ -61,13 +63,9 @@ PREPARED_DATA = Asset(name="sentiment140_prepared", uri="x-sentiment://data/proc
 #: The champion in the BentoML model store; event extra: tag, model, family, run_id, data_version.
 CHAMPION_MODEL = Asset(name="sentiment_champion_model", uri="x-sentiment://bentoml/champion", group="sentiment")
 
-#: How many tasks of a run run at once, i.e. how many families train at once (each classical family uses one
-#: core; neural ones use all of them). One cap for the whole run, since its three training tasks overlap.
-TRAIN_PARALLELISM = max(1, int(os.environ.get("SENTIMENT_TRAIN_PARALLELISM") or os.cpu_count() or 1))
-#: Longest a family may train (a transformer on all 1.28M tweets takes far longer on a CPU than on a GPU).
-TRAIN_TIMEOUT = timedelta(hours=float(os.environ.get("SENTIMENT_TRAIN_TIMEOUT_HOURS") or 24))
-#: Optional retraining schedule (cron or preset such as "@weekly"); none by default: runs are triggered.
-SCHEDULE = os.environ.get("SENTIMENT_TRAINING_SCHEDULE") or None
+TRAINING = get_settings().training
+#: Tasks of a run at once (families training at once; each classical family uses one core, neural ones all).
+TRAIN_PARALLELISM = TRAINING.parallelism or max(1, os.cpu_count() or 1)
 
 PARAMS = {
     "families": Param(
@@ -137,185 +135,156 @@ DEFAULT_ARGS = {
 }
 
 
-@contextmanager
-def _fail_fast_on_platform_errors():
-    """Errors the platform raises for bad input, data or settings fail the task at once: retrying cannot help."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from ml.errors import MLError
-
-    try:
-        yield
-    except MLError as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _record_failure(context) -> None:
-    """Task failure callback: note the failed task (and family) in the run's ``run.json``."""
-    try:
-        from ml.pipeline import record_failure
-
-        ti = context["ti"]
-        plan = ti.xcom_pull(task_ids="plan")
-        if plan:
-            record_failure(plan, task_id=ti.task_id, map_index=ti.map_index, family=context.get("family"),
-                           error=repr(context.get("exception")))
-    except Exception:  # a callback must never hide the task's own error
-        log.exception("could not record the failure in run.json")
-
-
 @dag(
     dag_id=DAG_ID,
     dag_display_name="Sentiment140 training",
     description="Download, prepare, train every family, evaluate, package the champion into BentoML.",
     doc_md=__doc__,
-    schedule=SCHEDULE,
+    schedule=TRAINING.schedule,
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,  # runs share data/processed: one at a time
     max_active_tasks=TRAIN_PARALLELISM,
     tags=["sentiment", "training", "bentoml"],
     params=PARAMS,
-    default_args={**DEFAULT_ARGS, "on_failure_callback": _record_failure},
+    default_args={**DEFAULT_ARGS, "on_failure_callback": record_failure_callback},
 )
 def sentiment140_training():
     @task(execution_timeout=timedelta(minutes=2))
+    @fail_fast
     def plan() -> dict:
         """Validate the params once and fix the run's folder (from the DAG run id)."""
-        from ml.pipeline import plan_run
+        from sentiment_platform.pipeline import plan_run
 
         context = get_current_context()
-        with _fail_fast_on_platform_errors():
-            return plan_run(dict(context["params"]), context["run_id"], dag_id=DAG_ID)
+        return plan_run(dict(context["params"]), context["run_id"], dag_id=DAG_ID)
 
-    # Airflow maps only over a task's whole return value, hence one small task per group of families
+    # Airflow maps only over a task's whole return value (not over one key of it), hence one small task per group,
+    # all three from this one definition: `families` (wait only for the data; one mapped `train` task each),
+    # `teachers` (the family `teacher` names when this run trains it; `train_teacher`) and `students` (GRU/LSTM
+    # distilling from it; `train_student`)
     @task(execution_timeout=timedelta(minutes=1))
-    def families(plan: dict) -> list[str]:
-        """The families that wait for nothing but the data, one mapped `train` task each."""
-        from ml.pipeline import plan_groups
+    def group(plan: dict, name: str) -> list[str]:
+        """The run's families in one group: independent, teachers or students."""
+        from sentiment_platform.pipeline import plan_groups
 
-        return plan_groups(plan)["independent"]
-
-    @task(execution_timeout=timedelta(minutes=1))
-    def teachers(plan: dict) -> list[str]:
-        """The family that `teacher` names when this run trains it (one mapped `train_teacher` task; often none)."""
-        from ml.pipeline import plan_groups
-
-        return plan_groups(plan)["teachers"]
-
-    @task(execution_timeout=timedelta(minutes=1))
-    def students(plan: dict) -> list[str]:
-        """GRU/LSTM that distil from this run's teacher, one mapped `train_student` task each (often none)."""
-        from ml.pipeline import plan_groups
-
-        return plan_groups(plan)["students"]
+        return plan_groups(plan)[name]
 
     @task(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=1))
     def download(plan: dict) -> dict:
         """Download and verify the archive (resumes, retries; a no-op when a valid copy is present)."""
-        from ml.pipeline import fetch_data
+        from sentiment_platform.pipeline import fetch_data
 
         return fetch_data(plan)
 
     @task(outlets=[PREPARED_DATA], execution_timeout=timedelta(hours=1))
+    @fail_fast
     def prepare(plan: dict, fetched: dict) -> dict:
         """Parse, validate, deduplicate and split (a no-op when this archive is already prepared)."""
-        from ml.pipeline import prepare_data
+        from sentiment_platform.pipeline import prepare_data
 
-        with _fail_fast_on_platform_errors():
-            data = prepare_data(plan, fetched["archive"])
+        data = prepare_data(plan, fetched["archive"])
         get_current_context()["outlet_events"][PREPARED_DATA].extra = {
             "data_version": data["data_version"], "rows": data["rows"], "run_id": plan["run_id"],
             "processed_dir": data["processed_dir"],
         }
         return data
 
-    @task(map_index_template="{{ family }}", execution_timeout=TRAIN_TIMEOUT)
+    @task(map_index_template="{{ family }}", execution_timeout=timedelta(hours=TRAINING.timeout_hours))
+    @fail_fast
     def train(plan: dict, data: dict | None, family: str) -> dict:
         """Train one family; its model replaces any earlier one of this run."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from ml.pipeline import train_family
+        from sentiment_platform.pipeline import train_family
 
         get_current_context()["family"] = family  # names the mapped task in the UI
         if data is None:  # only a student (all_done) gets here without data: prepare failed, which fails the run
             raise AirflowSkipException("the data was not prepared (see the prepare task)")
-        with _fail_fast_on_platform_errors():
-            return train_family(plan, family, data["data_version"])
+        return train_family(plan, family, data["data_version"])
 
     # all_done: the teacher and student tasks are empty (skipped) in most runs, and Airflow's
     # all_done_min_one_success would skip evaluation with them; a run that saved no model fails here instead
     # (evaluate_run raises).
     @task(trigger_rule="all_done", execution_timeout=timedelta(hours=2))
+    @fail_fast
     def evaluate(plan: dict | None) -> list[dict]:
         """Score every model this run saved (a failed family is simply absent) and write the leaderboard."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from ml.pipeline import evaluate_run
+        from sentiment_platform.pipeline import evaluate_run
 
         if plan is None:  # all_done runs it after a failed plan too: that failure already fails the run
             raise AirflowSkipException("the run has no plan (see the plan task)")
-
-        with _fail_fast_on_platform_errors():
-            return evaluate_run(plan)
+        return evaluate_run(plan)
 
     @task(execution_timeout=timedelta(minutes=5))
+    @fail_fast
     def leaderboard(plan: dict) -> dict:
         """Read back the leaderboard files and log the table."""
-        from ml.pipeline import read_leaderboard
+        from sentiment_platform.pipeline import read_leaderboard
 
-        with _fail_fast_on_platform_errors():
-            return read_leaderboard(plan)
+        return read_leaderboard(plan)
 
     @task(execution_timeout=timedelta(minutes=5))
+    @fail_fast
     def select_champion(board: dict) -> dict:
         """Pick the model to serve."""
-        from ml.pipeline import choose_champion
+        from sentiment_platform.pipeline import choose_champion
 
-        with _fail_fast_on_platform_errors():
-            return choose_champion(board["rows"])
+        return choose_champion(board["rows"])
 
     @task(outlets=[CHAMPION_MODEL], execution_timeout=timedelta(minutes=30))
+    @fail_fast
     def package(plan: dict, champion: dict) -> dict:
         """Put the champion into the BentoML model store (BENTOML_HOME)."""
-        from ml.pipeline import package_champion
+        from sentiment_platform.pipeline import package_champion
 
-        with _fail_fast_on_platform_errors():
-            packaged = package_champion(plan, champion)
+        packaged = package_champion(plan, champion)
         get_current_context()["outlet_events"][CHAMPION_MODEL].extra = {
             "tag": str(packaged.get("tag")), "model": champion.get("model"), "family": champion.get("family"),
             "run_id": plan["run_id"], "data_version": champion.get("data_version"),
         }
         return packaged
 
+    @task(execution_timeout=timedelta(minutes=10))
+    @fail_fast
+    def verify(plan: dict, packaged: dict) -> dict:
+        """Smoke check: serve the packaged champion with a real `bentoml serve` on a free loopback port and
+        classify a few tweets over HTTP through the BentoML hook."""
+        from sentiment_platform.pipeline import verify_champion
+
+        return verify_champion(plan, packaged)
+
     @task.run_if(lambda context: bool(context["params"].get("build_bento")), skip_message="build_bento is off")
     @task(execution_timeout=timedelta(minutes=30))
+    @fail_fast
     def build_bento(plan: dict) -> str:
         """`bentoml build` the service with the packaged champion."""
-        from ml.pipeline import build_bento as build
+        from sentiment_platform.pipeline import build_bento as build
 
-        with _fail_fast_on_platform_errors():
-            return build(plan)
+        return build(plan)
 
     @task(trigger_rule="none_failed", execution_timeout=timedelta(minutes=2))
+    @fail_fast
     def finish(plan: dict) -> dict:
         """Close the run's record; fail the run if a requested family has no model."""
-        from ml.pipeline import finish_run
+        from sentiment_platform.pipeline import finish_run
 
-        with _fail_fast_on_platform_errors():
-            return finish_run(plan)
+        return finish_run(plan)
 
     the_plan = plan()
     data = prepare(the_plan, download(the_plan))
-    trained = train.partial(plan=the_plan, data=data).expand(family=families(the_plan))
+    trained = train.partial(plan=the_plan, data=data).expand(
+        family=group.override(task_id="families")(the_plan, "independent"))
     # priority: the teacher takes the first free slot (students wait for it) when the run has more families than
     # SENTIMENT_TRAIN_PARALLELISM, also after a retry delay
     taught = train.override(task_id="train_teacher", priority_weight=100).partial(plan=the_plan, data=data).expand(
-        family=teachers(the_plan))
+        family=group.override(task_id="teachers")(the_plan, "teachers"))
     # Students wait for their teacher alone (not for a slow unrelated family), whatever its outcome: without its
     # model they fail, naming it.
     distilled = train.override(task_id="train_student", trigger_rule=TriggerRule.ALL_DONE).partial(
-        plan=the_plan, data=data).expand(family=students(the_plan))
+        plan=the_plan, data=data).expand(family=group.override(task_id="students")(the_plan, "students"))
     scored = evaluate(the_plan)
     taught >> distilled
     [trained, taught, distilled] >> scored
@@ -323,7 +292,7 @@ def sentiment140_training():
     scored >> board
     packaged = package(the_plan, select_champion(board))
     bento = build_bento(the_plan)
-    packaged >> bento >> finish(the_plan)
+    verify(the_plan, packaged) >> bento >> finish(the_plan)
 
 
 sentiment140_training()

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
-from ml.errors import MLError
+from ml.errors import ConfigError, MLError
 from ml.predictor import FAMILIES
 
 app = typer.Typer(
-    help="Tweet sentiment platform: download and prepare Sentiment140, train, evaluate and package models.",
+    help="Tweet sentiment platform: download and prepare Sentiment140, train and evaluate models, show settings. "
+         "Packaging into BentoML: python -m serving --help.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +35,11 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
 ) -> None:
+    configure_logging(verbose, quiet)
+
+
+def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Log to stderr (stdout carries the commands' JSON results), once, at the entry point."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
@@ -44,7 +50,7 @@ def _settings(**overrides: Any):
     return get_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _emit(result: Any) -> None:
+def emit(result: Any) -> None:
     """Print a command's result as JSON on stdout (logs go to stderr), so scripts can read it."""
     typer.echo(json.dumps(result, indent=2, default=str))
 
@@ -62,9 +68,9 @@ def data_download(
     from ml.download import download
 
     settings = _settings(data_url=url)
-    path = download(settings.data_url, settings.raw_dir, sha256=sha256, md5=md5,
-                    retries=settings.download_retries if retries is None else retries, progress=progress)
-    _emit({"archive": str(path)})
+    path = download(settings.data.url, settings.raw_dir, sha256=sha256, md5=md5,
+                    retries=settings.data.download_retries if retries is None else retries, progress=progress)
+    emit({"archive": str(path)})
 
 
 @data_app.command("prepare")
@@ -80,7 +86,7 @@ def data_prepare(
     from ml.data import prepare
 
     manifest = prepare(_settings(seed=seed), source, text_column=text_column, label_column=label_column, force=force)
-    _emit({k: manifest[k] for k in ("data_version", "rows", "label_counts", "dropped")})
+    emit({k: manifest[k] for k in ("data_version", "rows", "label_counts", "dropped")})
 
 
 @app.command("train")
@@ -127,13 +133,23 @@ def train_cmd(
                    batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
                    grad_accum=grad_accum, compile_mode=compile_mode, compile_scope=compile_scope,
                    dropout=dropout, embeddings=embeddings, teacher=teacher, teacher_weight=teacher_weight)
-    _emit(result)
+    emit(result)
+
+
+def parse_band(value: str) -> tuple[float, float]:
+    """``"0.3,0.7"`` (or ``"0.3 0.7"``) as two numbers."""
+    parts = value.replace(",", " ").split()
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--band: expected LOW,HIGH such as 0.3,0.7, got {value!r}") from None
+    return low, high
 
 
 @app.command("evaluate")
 def evaluate_cmd(
     run_id: Annotated[str | None, typer.Option(help="Run whose models to score (default: $SENTIMENT_RUN_ID or 'default').")] = None,
-    band: Annotated[tuple[float, float] | None, typer.Option(help="Neutral band LOW HIGH on P(positive).")] = None,
+    band: Annotated[str | None, typer.Option(help="Neutral band LOW,HIGH on P(positive), e.g. 0.3,0.7.")] = None,
     max_samples: Annotated[int | None, typer.Option(min=10, help="Score on a stratified sample of the validation split.")] = None,
 ) -> None:
     """Score every model of the run on the validation split and the official test file; write the leaderboard."""
@@ -141,30 +157,47 @@ def evaluate_cmd(
 
     overrides: dict[str, Any] = {"run_id": run_id}
     if band is not None:
-        overrides.update(neutral_low=band[0], neutral_high=band[1])
+        overrides.update(zip(("neutral_low", "neutral_high"), parse_band(band), strict=True))
     settings = _settings(**overrides)
     board = evaluate(settings, max_samples=max_samples)
-    _emit({"report": str(settings.reports_dir / "leaderboard.md"),
+    emit({"report": str(settings.reports_dir / "leaderboard.md"),
            "models": [{k: row[k] for k in ("model", "accuracy", "test_accuracy")} for row in board]})
 
 
-@app.command("package")
-def package_cmd(
-    model: Annotated[str | None, typer.Option(help="Model name under models/<run>/ or a family name. "
-                                              "Default: the best transformer by validation accuracy, "
-                                              "else the best model (needs `evaluate` first).")] = None,
-    run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
+@app.command("config")
+def config_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print the README's settings table.")] = False,
 ) -> None:
-    """Put a trained model into the BentoML model store ($BENTOML_HOME) as tweet-sentiment:<version>."""
-    from serving.package import package_model
+    """Print every setting: its variable, value (secrets masked), where the value came from, and its help."""
+    from ml.settings import get_settings
 
-    _emit(package_model(_settings(run_id=run_id), model))
+    rows = get_settings().describe()
+    if as_json:
+        emit(rows)
+    elif markdown:
+        typer.echo(settings_table())
+    else:
+        width = max(len(row["env"]) for row in rows)
+        for row in rows:
+            typer.echo(f"{row['env']:<{width}}  {row['value']!s:<28} [{row['source']}]  {row['help']}")
 
 
-def main() -> None:
-    """Entry point: run the CLI, turning platform errors into one line on stderr and exit code 1."""
+def settings_table() -> str:
+    """The Markdown table of every setting (variable, default, meaning) that the README shows."""
+    from ml.settings import SPECS
+
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for spec in SPECS:
+        default = "" if spec.default is None else str(spec.default).replace(str(Path.home()), "~")
+        lines.append(f"| `{spec.env}` | {f'`{default}`' if default else 'unset'} | {spec.help} |")
+    return "\n".join(lines)
+
+
+def run(typer_app: typer.Typer) -> None:
+    """Run a Typer app, turning platform errors into one line on stderr and exit code 1."""
     try:
-        app(standalone_mode=False)
+        typer_app(standalone_mode=False)
     except MLError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -183,3 +216,8 @@ def main() -> None:
             sys.exit(1)
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+
+
+def main() -> None:
+    """Entry point of ``python -m ml``."""
+    run(app)

@@ -300,13 +300,11 @@ def prepare(
     Returns:
         The manifest.
     """
-    from ml.download import archive_name
-
-    source = Path(source) if source else settings.raw_dir / archive_name(settings.data_url)
+    source = Path(source) if source else default_source(settings)
     if not source.is_file():
         raise DataError(f"no input at {source}: run `python -m ml data download` first or pass a file")
     source_sha = file_digest(source)
-    params = {"seed": settings.seed, "val_fraction": settings.val_fraction,
+    params = {"seed": settings.data.seed, "val_fraction": settings.data.val_fraction,
               "text_column": text_column, "label_column": label_column}
     out_dir = settings.processed_dir
     old = read_manifest(settings, missing_ok=True)
@@ -326,10 +324,10 @@ def prepare(
     log.info("%s: %d rows read, drops: %s", source.name, n_raw, dropped)
     checks = validate(train_all, source.name)
     if test is None:
-        train_all, test = _split(train_all, settings.val_fraction / 2, settings.seed)
+        train_all, test = _split(train_all, settings.data.val_fraction / 2, settings.data.seed)
     else:
         test = test.reset_index(drop=True)
-    train, validation = _split(train_all, settings.val_fraction, settings.seed)
+    train, validation = _split(train_all, settings.data.val_fraction, settings.data.seed)
     frames = {"train": train, "validation": validation, "test": test}
     digest = content_hash(frames)
     manifest = {
@@ -354,6 +352,14 @@ def prepare(
     return manifest
 
 
+def default_source(settings: Settings) -> Path:
+    """What ``prepare`` reads without a source: the archive ``data download`` verified last, whatever its name,
+    else the one named after the configured data URL."""
+    from ml.download import archive_name, latest_archive
+
+    return latest_archive(settings.raw_dir) or settings.raw_dir / archive_name(settings.data.url)
+
+
 def read_manifest(settings: Settings, missing_ok: bool = False) -> dict[str, Any] | None:
     path = settings.processed_dir / MANIFEST
     if not path.exists():
@@ -376,7 +382,7 @@ def load_split(settings: Settings, name: str, max_samples: int | None = None) ->
     if max_samples and max_samples < len(df):
         frac = max_samples / len(df)
         df = (df.groupby("label", group_keys=False)
-                .sample(frac=frac, random_state=settings.seed)
-                .sample(frac=1.0, random_state=settings.seed)
+                .sample(frac=frac, random_state=settings.data.seed)
+                .sample(frac=1.0, random_state=settings.data.seed)
                 .reset_index(drop=True))
     return df

@@ -10,6 +10,7 @@ would trust, and re-running with a valid file present does nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 TRAIN_MEMBER = "training.1600000.processed.noemoticon.csv"
 TEST_MEMBER = "testdata.manual.2009.06.14.csv"
+#: The record, in the download folder, of the archive the last successful ``download`` verified.
+LATEST = "latest.json"
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -176,6 +179,7 @@ def download(
         else:
             if digest == sidecar.read_text().split()[0]:
                 log.info("%s already present and valid; nothing to do", target)
+                _record_latest(dest_dir, target, digest, url)
                 return target
 
     part = target.with_name(target.name + ".part")
@@ -193,8 +197,28 @@ def download(
     tmp_sidecar = sidecar.with_name(sidecar.name + ".tmp")
     tmp_sidecar.write_text(f"{digest}  {target.name}\n")
     os.replace(tmp_sidecar, sidecar)
+    _record_latest(dest_dir, target, digest, url)
     log.info("downloaded %s (sha256 %s)", target, digest)
     return target
 
 
-__all__ = ["download", "verify_archive", "file_digest", "archive_name", "TRAIN_MEMBER", "TEST_MEMBER"]
+def _record_latest(dest_dir: Path, target: Path, digest: str, url: str) -> None:
+    """Note ``target`` as the archive ``data prepare`` reads by default (written atomically)."""
+    record = dest_dir / LATEST
+    tmp = record.with_name(f".{LATEST}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"name": target.name, "sha256": digest, "url": url}, indent=2))
+    os.replace(tmp, record)
+
+
+def latest_archive(dest_dir: Path) -> Path | None:
+    """The archive the last successful :func:`download` into ``dest_dir`` verified, if it is still there."""
+    try:
+        record = json.loads((dest_dir / LATEST).read_text())
+        path = dest_dir / Path(record["name"]).name
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if path.is_file() else None
+
+
+__all__ = ["download", "verify_archive", "file_digest", "archive_name", "latest_archive", "TRAIN_MEMBER",
+           "TEST_MEMBER"]

@@ -145,7 +145,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
             "n_train": meta.get("n_train"),
             "labels": list(predictor.labels),
             "data_version": manifest["data_version"],
-            "run_id": settings.run_id,
+            "run_id": settings.training.run_id,
             "path": str(path),
             "reference_accuracy": REFERENCE.get(meta["family"]) if sentiment140 else None,
             "teacher": _teacher_of(meta),

@@ -205,7 +205,7 @@ def atomic_dir(target: Path):
 def work_dir_option(settings, family: str, options: dict[str, Any]) -> Path:
     """Where a family keeps the checkpoints of a running fit: ``options["work_dir"]``, else the folder
     ``work``, run id, family under the platform's home (stable across retries of a run, so a retry can resume)."""
-    return Path(options.get("work_dir") or Path(settings.home) / "work" / settings.run_id / family)
+    return Path(options.get("work_dir") or Path(settings.home) / "work" / settings.training.run_id / family)
 
 
 def checkpoint_state(work: Path, fingerprint: str, discard: Sequence[str] = ()) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ def build_predictor(family: str, settings: Settings, options: dict[str, Any]):
     """Instantiate a family's predictor from settings and CLI/DAG options (``None`` values are dropped)."""
     cls = family_class(family)
     options = {k: v for k, v in options.items() if v is not None}
-    return cls.from_options(settings, options) if hasattr(cls, "from_options") else cls(seed=settings.seed)
+    return cls.from_options(settings, options) if hasattr(cls, "from_options") else cls(seed=settings.data.seed)
 
 
 def distils(family: str) -> bool:
@@ -50,7 +50,7 @@ def resolve_teacher(value: str, settings: Settings) -> str:
     for candidate in candidates:
         if (candidate / META_FILE).is_file():
             return str(candidate.resolve())
-    raise ConfigError(f"teacher {value!r}: not a saved model directory, nor a model of run {settings.run_id!r} "
+    raise ConfigError(f"teacher {value!r}: not a saved model directory, nor a model of run {settings.training.run_id!r} "
                       f"(in {settings.models_dir}); train it first, e.g. `python -m ml train minilm`")
 
 
@@ -106,7 +106,7 @@ def train(
     target = settings.models_dir / (name or family)
     meta = {
         "name": name or family,
-        "run_id": settings.run_id,
+        "run_id": settings.training.run_id,
         "data_version": manifest["data_version"],
         "n_train": len(train_df),
         "train_seconds": round(seconds, 2),

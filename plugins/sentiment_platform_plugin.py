@@ -1,8 +1,7 @@
 """Registers the sentiment platform's pages with Airflow.
 
 * ``/sentiment/leaderboard`` (a FastAPI app, see :mod:`sentiment_platform.views`), linked from the UI's menu;
-* a menu link to the BentoML service's API docs when ``SENTIMENT_SERVICE_URL`` is set (``scripts/platform.py``
-  sets it).
+* a menu link to the BentoML service's API docs when ``SENTIMENT_SERVICE_URL`` is set (``make up`` sets it).
 
 Hooks and sensors are plain modules (``sentiment_platform.hooks``, ``sentiment_platform.sensors``): Airflow 3
 imports them from ``plugins/`` on ``sys.path``; they need no registration.
@@ -10,16 +9,18 @@ imports them from ``plugins/`` on ``sys.path``; they need no registration.
 
 from __future__ import annotations
 
-import os
-
 from airflow.plugins_manager import AirflowPlugin
+
 from sentiment_platform.views import app as reports_app
 
 
 def _external_views() -> list[dict]:
     views = [{"name": "Leaderboard", "href": "/sentiment/leaderboard", "url_route": "sentiment-leaderboard",
               "category": "Sentiment", "destination": "nav"}]
-    service = os.environ.get("SENTIMENT_SERVICE_URL")
+    from ml.settings import get_settings
+
+    settings = get_settings()
+    service = settings.service.base_url if settings.is_set("service_url") else None
     if service:
         views.append({"name": "Service API docs", "href": service.rstrip("/") + "/",
                       "url_route": "sentiment-service-docs", "category": "Sentiment", "destination": "nav"})

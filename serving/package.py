@@ -6,7 +6,6 @@ The model store lives at ``settings.bentoml_home`` (``$BENTOML_HOME``, default `
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -17,65 +16,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ml.champion import LEADERBOARD, read_leaderboard, select_champion
 from ml.errors import ModelError
 from ml.predictor import DISPLAY, load_predictor, read_meta
-from serving.config import MODEL_NAME
+from serving import MODEL_NAME
 
 if TYPE_CHECKING:
     from ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Families that count as transformers when choosing the champion.
-TRANSFORMER_FAMILIES = frozenset({"bert", "roberta", "minilm"})
 #: Leaderboard columns copied into the model's metadata.
 METRIC_KEYS = ("accuracy", "f1", "roc_auc", "test_accuracy", "test3_macro_f1", "train_seconds", "n_train")
-LEADERBOARD = "leaderboard.json"
 SERVING_DIR = Path(__file__).resolve().parent
 BENTOFILE = SERVING_DIR / "bentofile.yaml"
-
-
-def _accuracy(row: dict[str, Any]) -> float | None:
-    value = row.get("accuracy")
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        return None
-    return float(value)
-
-
-def select_champion(leaderboard: list[dict[str, Any]]) -> dict[str, Any]:
-    """The row to ship: the best transformer by validation accuracy, else the best model overall.
-
-    Rows without a numeric ``accuracy`` are ignored. Ties go to the higher ``f1``, then to the earlier row.
-
-    Raises:
-        ModelError: when no row has a validation accuracy.
-    """
-    scored = [row for row in leaderboard if _accuracy(row) is not None]
-    if not scored:
-        raise ModelError("the leaderboard has no model with a validation accuracy")
-    transformers = [row for row in scored if row.get("family") in TRANSFORMER_FAMILIES]
-    pool = transformers or scored
-
-    def key(row: dict[str, Any]) -> tuple[float, float]:
-        f1 = row.get("f1")
-        return (_accuracy(row), float(f1) if isinstance(f1, int | float) and not math.isnan(f1) else -1.0)
-
-    return max(pool, key=key)  # max keeps the first of equal keys
-
-
-def read_leaderboard(settings: Settings) -> list[dict[str, Any]]:
-    """The rows of ``reports/<run>/leaderboard.json``; a missing file is a :class:`ModelError` telling what to run."""
-    path = settings.reports_dir / LEADERBOARD
-    try:
-        rows = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"no leaderboard at {path}: run `python -m ml evaluate` first, "
-                         "or name the model with --model") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path} is corrupt: {exc}") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and "model" in r for r in rows):
-        raise ModelError(f"{path}: expected a JSON list of objects with a 'model' key")
-    return rows
 
 
 def _resolve_model(settings: Settings, model: str | None) -> tuple[str, dict[str, Any] | None]:
@@ -137,7 +91,7 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
     Args:
         settings: Platform settings (artifacts root, run, Neutral band, model store).
         model: A model name under ``models/<run>/`` or a family name; default: the champion of the run's
-            leaderboard (see :func:`select_champion`).
+            leaderboard (see :func:`ml.champion.select_champion`).
         run_id: Package from this run instead of ``settings.run_id``.
 
     Returns:
@@ -148,10 +102,8 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
             load back.
     """
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    if run_id is not None and run_id != settings.run_id:
-        from ml.settings import get_settings
-
-        settings = get_settings(**{**settings.model_dump(), "run_id": run_id})
+    if run_id is not None and run_id != settings.training.run_id:
+        settings = settings.override(run_id=run_id)
     name, row = _resolve_model(settings, model)
     source = settings.models_dir / name
     meta = read_meta(source)
@@ -160,7 +112,7 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
     metadata = {
         "model": name,
         "family": meta["family"],
-        "run_id": meta.get("run_id", settings.run_id),
+        "run_id": meta.get("run_id", settings.training.run_id),
         "data_version": meta.get("data_version"),
         "metrics": metrics,
         "neutral_band": list(settings.neutral_band),

@@ -17,7 +17,8 @@ nothing left after that cleaning (empty, blank, only a URL, mention or emoji) ge
 ``{"label": "Neutral", "p_positive": null, "scores": null}`` instead of a guess from the model's bias.
 
 Limits, bad input and the optional API key are handled by :class:`serving.guard.RequestGuard` (see there).
-Settings come from ``SENTIMENT_*`` variables (:mod:`serving.config`), read once at import.
+Settings come from the ``service`` section of :mod:`ml.settings`, read once at import (BentoML fixes the batching
+parameters and the bind address when the service class is declared).
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ import bentoml
 from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 
-from serving.config import MODEL_NAME, serving_settings
+from ml.settings import get_settings
+from serving import MODEL_NAME
 from serving.guard import RequestGuard
 
 log = logging.getLogger(__name__)
 
-CONFIG = serving_settings()
+SETTINGS = get_settings()
+CONFIG = SETTINGS.service
+#: The Neutral band the service applies: the packaged model's, unless SENTIMENT_NEUTRAL_LOW/HIGH are set.
+BAND_OVERRIDE = SETTINGS.model.neutral_band if SETTINGS.is_set("neutral_low") else None
 #: Decimals of the probabilities in answers (the label is decided on the unrounded value).
 DECIMALS = 6
 
@@ -45,18 +50,16 @@ DECIMALS = 6
 def _default_store() -> None:
     """Point BentoML at the platform's model store (``$SENTIMENT_HOME/bentoml``) unless BENTOML_HOME is set.
 
-    ``python -m ml package`` writes there. ``bentoml serve`` has already opened its default store (``~/bentoml``)
+    ``python -m serving package`` writes there. ``bentoml serve`` has already opened its default store (``~/bentoml``)
     when it imports this module, so that store is replaced; its workers inherit the variable. A Bento's own
     store (``bentoml serve <bento>``) is left alone, and in a container BENTOML_HOME is always set.
     """
-    if os.environ.get("BENTOML_HOME"):
+    if SETTINGS.is_set("bentoml_home"):
         return
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml._internal.models.model import ModelStore
 
-    from ml.settings import get_settings
-
-    home = get_settings().bentoml_home
+    home = SETTINGS.bentoml_home
     os.environ["BENTOML_HOME"] = str(home)
     default_dir = os.path.realpath(BentoMLContainer.model_store_dir.get())
     if os.path.realpath(BentoMLContainer.model_store.get()._path) == default_dir:
@@ -115,7 +118,7 @@ class TweetSentiment:
         meta = stored.info.metadata
         self.predictor = load_predictor(stored.path)
         self.labels: tuple[str, ...] = tuple(self.predictor.labels)
-        band = CONFIG.band_override or tuple(meta.get("neutral_band") or (0.4, 0.6))
+        band = BAND_OVERRIDE or tuple(meta.get("neutral_band") or (0.4, 0.6))
         self.band: tuple[float, float] = (float(band[0]), float(band[1]))
         self.predictor.predict_proba(["warm up the model"])  # first-call costs are paid before /readyz
         log.info("serving %s (family %s, labels %s, Neutral band %s)", self.tag, meta.get("family"),

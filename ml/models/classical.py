@@ -33,7 +33,7 @@ class _ClassicalPredictor(Predictor):
 
     @classmethod
     def from_options(cls, settings, options: dict[str, Any]) -> _ClassicalPredictor:
-        return cls(max_features=settings.max_features, ngram_max=settings.ngram_max, seed=settings.seed,
+        return cls(max_features=settings.training.max_features, ngram_max=settings.training.ngram_max, seed=settings.data.seed,
                    n_jobs=int(options.get("n_jobs", 1)))
 
     def _estimator(self):  # pragma: no cover - overridden

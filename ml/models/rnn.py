@@ -153,7 +153,7 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
     digest.update(json.dumps(list(labels)).encode())
     from ml.settings import get_settings
 
-    digest.update(get_settings().cpu_bf16.encode())  # a transformer teacher's arithmetic on a CPU
+    digest.update(get_settings().model.cpu_bf16.encode())  # a transformer teacher's arithmetic on a CPU
     for text in cleaned:
         digest.update(text.encode())
         digest.update(b"\0")
@@ -371,7 +371,7 @@ class _RecurrentPredictor(Predictor):
         values = {k: cls._OPTION_TYPES[k](v) for k, v in options.items()
                   if k in cls._OPTION_TYPES and v is not None}
         cache = options.get("teacher_cache") or Path(settings.home) / "cache" / "teacher"
-        return cls(seed=settings.seed, work_dir=work_dir_option(settings, cls.family, options),
+        return cls(seed=settings.data.seed, work_dir=work_dir_option(settings, cls.family, options),
                    keep_work_dir=bool(options.get("keep_work_dir", False)), teacher_cache=cache, **values)
 
     def params(self) -> dict[str, Any]:

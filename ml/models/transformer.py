@@ -155,7 +155,7 @@ def inference_bf16(device, setting: str | None = None) -> bool | None:
     if setting is None:
         from ml.settings import get_settings
 
-        setting = get_settings().cpu_bf16
+        setting = get_settings().model.cpu_bf16
     if setting not in ("off", "on", "auto"):
         raise ConfigError(f"cpu_bf16 must be off, on or auto, not {setting!r}")
     if setting == "auto":
@@ -584,7 +584,7 @@ class TransformerPredictor(Predictor):
     def from_options(cls, settings, options: dict[str, Any]) -> TransformerPredictor:
         """Build from settings (seed, artifacts root) and CLI/DAG options; unknown options are ignored."""
         values = {k: _CONFIG_TYPES[k](v) for k, v in options.items() if k in _CONFIG_TYPES and v is not None}
-        values.setdefault("seed", settings.seed)
+        values.setdefault("seed", settings.data.seed)
         values = {**cls._family_defaults(), **values}
         if values.get("compile_scope", DEFAULT_COMPILE_SCOPE) not in COMPILE_SCOPES:
             raise ModelError(f"compile_scope must be one of {', '.join(COMPILE_SCOPES)}, "

@@ -6,8 +6,12 @@ environment::
     AIRFLOW_CONN_BENTOML_DEFAULT='{"conn_type": "http", "host": "127.0.0.1", "port": 3000,
                                    "password": "<api key, optional>", "extra": {"timeout": 30, "retries": 3}}'
 
-or the short form ``AIRFLOW_CONN_BENTOML_DEFAULT=http://127.0.0.1:3000``. ``scripts/platform.py up`` sets it for
-the Airflow it starts. The password, when set, is sent as ``Authorization: Bearer <password>``.
+or the short form ``AIRFLOW_CONN_BENTOML_DEFAULT=http://127.0.0.1:3000``. ``python -m ops up`` sets it for the
+Airflow it starts. The password, when set, is sent as ``Authorization: Bearer <password>``. A task that starts a
+service of its own (the training DAG's smoke check) passes ``base_url`` instead of a connection.
+
+A busy or restarting service answers 429/503 with ``Retry-After``: the hook waits at least that long (capped)
+before its next attempt.
 """
 
 from __future__ import annotations
@@ -22,6 +26,16 @@ log = logging.getLogger(__name__)
 
 #: Status codes worth retrying: the service is starting, overloaded or restarting.
 RETRY_STATUS = frozenset({429, 502, 503, 504})
+#: Longest wait a ``Retry-After`` header can impose between two attempts.
+MAX_RETRY_AFTER_S = 60.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (only the delta-seconds form; an HTTP date is ignored)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 class BentoMLServiceError(RuntimeError):
@@ -33,6 +47,8 @@ class BentoMLHook(BaseHook):
 
     Args:
         bentoml_conn_id: Connection holding the service's scheme, host, port and optional API key (password).
+        base_url: The service's URL, instead of a connection (then ``api_key`` is its key, if any).
+        api_key: With ``base_url``: the API key to send.
         timeout: Seconds per HTTP request (default: the connection's ``timeout`` extra, else 30).
         retries: Retries of a failed request: connection errors and 429/502/503/504 (default: the connection's
             ``retries`` extra, else 3).
@@ -48,12 +64,16 @@ class BentoMLHook(BaseHook):
         self,
         bentoml_conn_id: str = default_conn_name,
         *,
+        base_url: str | None = None,
+        api_key: str | None = None,
         timeout: float | None = None,
         retries: int | None = None,
         backoff: float | None = None,
     ) -> None:
         super().__init__()
         self.bentoml_conn_id = bentoml_conn_id
+        self._base_url = base_url
+        self._api_key = api_key
         self._timeout = timeout
         self._retries = retries
         self._backoff = backoff
@@ -61,6 +81,14 @@ class BentoMLHook(BaseHook):
 
     def get_conn(self) -> dict[str, Any]:
         """Resolve the connection once: ``base_url``, ``headers``, ``timeout``, ``retries``, ``backoff``."""
+        if self._conn is None and self._base_url:
+            headers = {"Accept": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            self._conn = {"base_url": self._base_url.rstrip("/"), "headers": headers,
+                          "timeout": float(self._timeout if self._timeout is not None else 30),
+                          "retries": int(self._retries if self._retries is not None else 3),
+                          "backoff": float(self._backoff if self._backoff is not None else 1.0)}
         if self._conn is None:
             conn = self.get_connection(self.bentoml_conn_id)
             extra = conn.extra_dejson or {}
@@ -100,15 +128,17 @@ class BentoMLHook(BaseHook):
         url = cfg["base_url"] + path
         error: Exception | None = None
         for attempt in range(1, attempts + 1):
+            wait = None
             try:
                 response = httpx.request(method, url, json=json, headers=cfg["headers"], timeout=cfg["timeout"])
                 if response.status_code not in RETRY_STATUS or attempt == attempts:
                     return response
                 error = BentoMLServiceError(f"{method} {url}: HTTP {response.status_code}")
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
             except httpx.HTTPError as exc:
                 error = exc
             if attempt < attempts:
-                delay = cfg["backoff"] * 2 ** (attempt - 1)
+                delay = max(cfg["backoff"] * 2 ** (attempt - 1), min(wait or 0.0, MAX_RETRY_AFTER_S))
                 log.warning("%s %s failed (%s); retry %d/%d in %.1fs", method, url, error, attempt,
                             attempts - 1, delay)
                 time.sleep(delay)

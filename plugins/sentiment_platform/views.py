@@ -27,7 +27,7 @@ app = FastAPI(title="Sentiment platform reports", docs_url=None, redoc_url=None,
 def reports_root() -> Path:
     from ml.settings import get_settings
 
-    return get_settings().home / "reports"
+    return get_settings().reports_root
 
 
 def runs_with_leaderboard() -> list[str]:

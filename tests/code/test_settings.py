@@ -9,7 +9,7 @@ from ml.settings import OFFICIAL_URL, get_settings
 def test_defaults_and_layout(home):
     s = get_settings()
     assert s.home == home.resolve()
-    assert s.data_url == OFFICIAL_URL
+    assert s.data.url == OFFICIAL_URL
     assert s.neutral_band == (0.4, 0.6)
     assert s.processed_dir == home.resolve() / "data" / "processed"
     assert s.models_dir == home.resolve() / "models" / "default"
@@ -22,7 +22,7 @@ def test_environment_overrides(home, monkeypatch):
     monkeypatch.setenv("SENTIMENT_SEED", "7")
     monkeypatch.setenv("SENTIMENT_RUN_ID", "manual__2026-01-01")
     s = get_settings()
-    assert (s.data_url, s.seed, s.run_id) == ("file:///tmp/x.zip", 7, "manual__2026-01-01")
+    assert (s.data.url, s.data.seed, s.training.run_id) == ("file:///tmp/x.zip", 7, "manual__2026-01-01")
 
 
 def test_toml_file(home, tmp_path, monkeypatch):
@@ -31,7 +31,7 @@ def test_toml_file(home, tmp_path, monkeypatch):
     monkeypatch.setenv("SENTIMENT_CONFIG", str(cfg))
     monkeypatch.setenv("SENTIMENT_SEED", "12")  # the environment wins over the file
     s = get_settings()
-    assert s.seed == 12 and s.neutral_band == (0.3, 0.7)
+    assert s.data.seed == 12 and s.neutral_band == (0.3, 0.7)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,7 @@ def test_readiness_and_sensor(fake, monkeypatch):
 
 def test_report_pages(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
+
     from sentiment_platform.views import app
 
     monkeypatch.setenv("SENTIMENT_HOME", str(tmp_path))

@@ -96,15 +96,19 @@ def test_training_dag_shape(probe):
     assert tasks["finish"]["trigger_rule"] == "none_failed"
     assert tasks["prepare"]["outlets"] == ["sentiment140_prepared"]
     assert tasks["package"]["outlets"] == ["sentiment_champion_model"]
-    chain = ["download", "prepare", "train", "evaluate", "leaderboard", "select_champion", "package",
+    chain = ["download", "prepare", "train", "evaluate", "leaderboard", "select_champion", "package", "verify",
              "build_bento", "finish"]
+    # the three training tasks map over the run's families grouped by what they wait for
+    assert ("families", "teachers", "students") == tuple(
+        next(t for t in tasks[name]["upstream"] if t in ("families", "teachers", "students"))
+        for name in ("train", "train_teacher", "train_student"))
     for before, after in zip(chain, chain[1:], strict=False):
         assert before in tasks[after]["upstream"], f"{before} must run before {after}"
 
 
 def test_training_params_render_a_form_from_the_family_registry(probe):
-    from ml.pipeline import DEFAULT_FAMILIES
     from ml.predictor import FAMILIES
+    from sentiment_platform.pipeline import DEFAULT_FAMILIES
 
     params = probe["dags"]["sentiment140_training"]["params"]
     assert {"families", "max_samples", "epochs", "model_name", "embeddings", "teacher", "neutral_low",

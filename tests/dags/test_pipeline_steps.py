@@ -1,4 +1,4 @@
-"""The training pipeline's steps (``ml.pipeline``) without Airflow: run ids, validation, idempotency, failures."""
+"""The training pipeline's steps (``sentiment_platform.pipeline``) without Airflow: run ids, validation, idempotency, failures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ml.errors import ConfigError, DataError, ModelError
-from ml.pipeline import (
+from ml.settings import get_settings
+from sentiment_platform.pipeline import (
     DEFAULT_FAMILIES,
     check_data_version,
     choose_champion,
@@ -26,7 +27,6 @@ from ml.pipeline import (
     settings_for,
     train_family,
 )
-from ml.settings import get_settings
 
 
 def test_run_id_from_dag_run_ids():
@@ -36,7 +36,7 @@ def test_run_id_from_dag_run_ids():
     assert len(long_a) <= 128 and long_a != long_b
     assert run_id_from("::++").startswith("run-") and run_id_from("::++") != run_id_from("::--")
     for dag_run_id in ("manual__2026-01-02T03:04:05+00:00", "::++", "ü" * 200, "-lead"):
-        assert get_settings(run_id=run_id_from(dag_run_id)).run_id  # a valid run folder name
+        assert get_settings(run_id=run_id_from(dag_run_id)).training.run_id  # a valid run folder name
     with pytest.raises(ConfigError):
         run_id_from("")
 
@@ -59,7 +59,7 @@ def test_plan_takes_params(home):
     assert plan["families"] == ["multinomialnb", "logreg"]
     assert plan["train"] == {"max_samples": 100, "epochs": 2, "model_name": "/m"}
     settings = settings_for(plan)
-    assert settings.neutral_band == (0.3, 0.7) and settings.data_url == "file:///x.zip"
+    assert settings.neutral_band == (0.3, 0.7) and settings.data.url == "file:///x.zip"
     assert plan["eval_max_samples"] == 50 and plan["build_bento"] is True
 
 
@@ -102,13 +102,8 @@ def test_plan_groups_for_a_teacher_of_the_run(home):
     assert groups(plan) == (["logreg"], ["minilm"], ["gru", "lstm"]) and plan["train"]["teacher"] == "minilm"
     assert groups(plan_run({"families": ["logreg", "gru"]}, "r4")) == (["logreg", "gru"], [], [])
     assert groups(read_run_record(settings_for(plan))) == groups(plan)  # run.json says who waited for whom
-    # a plan of an older release ("stages": [first, students]) still answers, so its run can be cleared and re-run
-    old = {k: v for k, v in plan.items() if k not in ("independent", "teachers", "students")}
-    assert plan_groups({**old, "stages": [["minilm", "logreg"], ["gru", "lstm"]]}) == groups_of(plan)
     earlier = plan_run({"families": ["logreg", "gru"], "teacher": str(plan_teacher_folder(home))}, "r8")
-    old = {k: v for k, v in earlier.items() if k not in ("independent", "teachers", "students")}
-    assert plan_groups({**old, "stages": [["logreg", "gru"], []]}) == groups_of(earlier)  # a saved teacher
-    assert plan_groups({"families": ["logreg"]}) == {"independent": ["logreg"], "teachers": [], "students": []}
+    assert plan_groups(earlier) == {"independent": ["logreg", "gru"], "teachers": [], "students": []}
     with pytest.raises(ConfigError, match="no family of this run learns from a teacher"):
         plan_run({"families": ["minilm", "logreg"], "teacher": "minilm"}, "r5")
     with pytest.raises(ConfigError, match="gru is trained by this run, but no gru or lstm of the run learns"):

@@ -4,18 +4,16 @@ with the packaged champion answering through a real ``bentoml serve``."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 import textwrap
 import time
 
 import pytest
-from airflow_harness import BIN, ROOT, airflow_env, asset_events, dags_test, free_port, tail
+from airflow_harness import airflow_env, asset_events, dags_test, tail
 
-from ml.pipeline import run_id_from
 from ml.predictor import FAMILIES
+from sentiment_platform.pipeline import run_id_from
+from serving.launch import BentoServer
 
 pytestmark = pytest.mark.slow
 DAG_ID = "sentiment140_training"
@@ -27,32 +25,7 @@ def _record(home):
     return json.loads(path.read_text())
 
 
-@pytest.fixture
-def serve():
-    """Start ``bentoml serve`` for a tag of a store; stop its whole session afterwards."""
-    procs = []
-
-    def start(bentoml_home, tag, port):
-        env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "SENTIMENT_MODEL_TAG": tag,
-               "BENTOML_DO_NOT_TRACK": "True", "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:TweetSentiment", "--host",
-                                 "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-
-
-def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, request, serve, monkeypatch):
+def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, request, monkeypatch):
     home = tmp_path / "home"
     families = ["logreg", "multinomialnb"]
     conf = {"families": families, "max_samples": None, "eval_max_samples": None, "data_url": s140_zip.as_uri(),
@@ -96,17 +69,15 @@ def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, r
     from sentiment_platform.hooks import BentoMLHook
     from sentiment_platform.sensors import BentoMLReadySensor
 
-    port = free_port()
-    proc = serve(home / "bentoml", record["model_tag"], port)
-    monkeypatch.setenv("AIRFLOW_CONN_BENTOML_DEFAULT", f"http://127.0.0.1:{port}")
-    hook = BentoMLHook(timeout=30)
-    try:
-        hook.wait_until_ready(timeout=180)
-    except Exception:
-        proc.terminate()
-        pytest.fail("bentoml serve did not become ready:\n" + tail(proc.communicate(timeout=30)[0].decode()))
-    assert BentoMLReadySensor(task_id="ready").poke({}) is True
-    answers = hook.classify(["I love this so much", "I hate this so much", "what a great day"])
+    assert record["verified"]["tag"] == record["model_tag"]  # the DAG's own smoke check served it over HTTP
+    env = {"BENTOML_HOME": str(home / "bentoml"), "SENTIMENT_MODEL_TAG": record["model_tag"],
+           "SENTIMENT_API_KEY": None, "SENTIMENT_HOME": None}
+    with BentoServer(env=env, ready_timeout=180) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_BENTOML_DEFAULT", server.url)
+        hook = BentoMLHook(timeout=30)
+        hook.wait_until_ready(timeout=30)
+        assert BentoMLReadySensor(task_id="ready").poke({}) is True
+        answers = hook.classify(["I love this so much", "I hate this so much", "what a great day"])
     assert len(answers) == 3
     assert {a["label"] for a in answers} <= LABELS
     assert {a["model"] for a in answers} == {record["model_tag"]}

@@ -201,7 +201,7 @@ def test_families_defaults_and_options(settings):
     assert (minilm.config.epochs, minilm.config.batch_size, minilm.config.max_length) == (1, 8, 40)
     bert = BertPredictor.from_options(settings, {})
     assert bert.model_name == "bert-base-uncased"
-    assert (bert.config.learning_rate, bert.config.epochs, bert.config.seed) == (1e-5, 2, settings.seed)
+    assert (bert.config.learning_rate, bert.config.epochs, bert.config.seed) == (1e-5, 2, settings.data.seed)
     assert RobertaPredictor.from_options(settings, {}).model_name == "roberta-base"
     assert RobertaPredictor.from_options(settings, {}).config.learning_rate == 1e-5      # the write-up's recipe
     assert minilm.config.learning_rate == MiniLMPredictor().config.learning_rate == 5e-5   # the small model's

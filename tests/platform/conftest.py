@@ -9,13 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from platform_harness import ISOLATED, load_platform_script  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def platform_script():
-    """``scripts/platform.py`` as a module."""
-    return load_platform_script()
+from platform_harness import ISOLATED  # noqa: E402
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
-"""Helpers of the platform tests: ``scripts/platform.py`` as a module, free loopback ports, a clean environment."""
+"""Helpers of the platform tests: the ``ops`` command line, free loopback ports, a clean environment."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "platform.py"
+OPS = [sys.executable, "-m", "ops"]  # what `make up/down/status` run
 ISOLATED = ("AIRFLOW", "SENTIMENT", "BENTOML_HOME")  # variables a test must not inherit
 
 
@@ -18,15 +17,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def load_platform_script():
-    """``scripts/platform.py`` imported under another name (it must not shadow the standard ``platform``)."""
-    spec = importlib.util.spec_from_file_location("sentiment_platform_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""``scripts/platform.py`` pieces without starting Airflow: credentials, environment, process control."""
+"""``python -m ops`` pieces without starting Airflow: credentials, environment, process control."""
 
 from __future__ import annotations
 
@@ -10,23 +10,28 @@ import subprocess
 import sys
 import time
 
-from platform_harness import ROOT, SCRIPT, clean_env, free_port
+from platform_harness import OPS, ROOT, clean_env, free_port
+
+from ml.processes import session_members
+from ops.components import read_pid, spawn, stop
+from ops.layout import Layout, airflow_env, ensure_password
+from ops.steps import training_conf
 
 
-def test_password_generated_once_private_and_env_wins(platform_script, platform_home, monkeypatch):
-    layout = platform_script.Layout()
-    password, generated = platform_script.ensure_password(layout)
+def test_password_generated_once_private_and_env_wins(platform_home, monkeypatch):
+    layout = Layout()
+    password, generated = ensure_password(layout)
     assert generated and len(password) >= 12
     assert stat.S_IMODE(layout.passwords.stat().st_mode) == 0o600
-    assert platform_script.ensure_password(layout) == (password, False)
+    assert ensure_password(layout) == (password, False)
     monkeypatch.setenv("SENTIMENT_AIRFLOW_PASSWORD", "from-the-env")
-    assert platform_script.ensure_password(layout) == ("from-the-env", False)
+    assert ensure_password(layout) == ("from-the-env", False)
     assert json.loads(layout.passwords.read_text()) == {"admin": "from-the-env"}
 
 
-def test_airflow_environment(platform_script, platform_home, monkeypatch):
-    layout = platform_script.Layout(airflow_port=18111, service_port=13111)
-    env = platform_script.airflow_env(layout)
+def test_airflow_environment(platform_home, monkeypatch):
+    layout = Layout(airflow_port=18111, service_port=13111)
+    env = airflow_env(layout)
     assert env["AIRFLOW_HOME"] == str(platform_home.resolve() / "airflow")  # nothing in the source tree
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags")
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
@@ -37,17 +42,17 @@ def test_airflow_environment(platform_script, platform_home, monkeypatch):
     connection = json.loads(env["AIRFLOW_CONN_BENTOML_DEFAULT"])
     assert (connection["host"], connection["port"]) == ("127.0.0.1", 13111) and "password" not in connection
     monkeypatch.setenv("SENTIMENT_API_KEY", "k-123456")
-    assert json.loads(platform_script.airflow_env(layout)["AIRFLOW_CONN_BENTOML_DEFAULT"])["password"] == "k-123456"
+    assert json.loads(airflow_env(layout)["AIRFLOW_CONN_BENTOML_DEFAULT"])["password"] == "k-123456"
 
 
-def test_training_conf(platform_script, platform_home, monkeypatch, tmp_path):
-    assert platform_script.training_conf(None, {}) == {"families": ["logreg", "linearsvc", "multinomialnb"]}
+def test_training_conf(platform_home, monkeypatch, tmp_path):
+    assert training_conf(None, {}) == {"families": ["logreg", "linearsvc", "multinomialnb"]}
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SENTIMENT140_URL", "data/s140.zip")
-    conf = platform_script.training_conf(["logreg"], {"max_samples": None})
+    conf = training_conf(["logreg"], {"max_samples": None})
     assert conf == {"families": ["logreg"], "data_url": str(tmp_path / "data" / "s140.zip"), "max_samples": None}
     monkeypatch.setenv("SENTIMENT140_URL", "file:///x/y.zip")
-    assert platform_script.training_conf(None, {})["data_url"] == "file:///x/y.zip"
+    assert training_conf(None, {})["data_url"] == "file:///x/y.zip"
 
 
 SESSION = r"""
@@ -60,29 +65,29 @@ time.sleep(300)
 """
 
 
-def test_stop_ends_the_whole_session_even_other_groups_and_stubborn_processes(platform_script, platform_home):
-    layout = platform_script.Layout()
-    record = platform_script.spawn(layout, "airflow", [sys.executable, "-c", SESSION], os.environ.copy(), port=1)
+def test_stop_ends_the_whole_session_even_other_groups_and_stubborn_processes(platform_home):
+    layout = Layout()
+    record = spawn(layout, "airflow", [sys.executable, "-c", SESSION], os.environ.copy(), port=1)
     deadline = time.monotonic() + 20
-    while len(platform_script._session_members(record["pid"])) < 2 and time.monotonic() < deadline:
+    while len(session_members(record["pid"])) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    members = platform_script._session_members(record["pid"])
+    members = session_members(record["pid"])
     assert len(members) == 2 and len({os.getpgid(p) for p in members}) == 2
-    assert platform_script.read_pid(layout, "airflow")["pid"] == record["pid"]
-    stopped = platform_script.stop(layout, "airflow", grace=1)
+    assert read_pid(layout, "airflow")["pid"] == record["pid"]
+    stopped = stop(layout, "airflow", grace=1)
     assert sorted(stopped) == sorted(members)
-    assert platform_script._session_members(record["pid"]) == []
+    assert session_members(record["pid"]) == []
     assert not layout.pid_file("airflow").exists()
-    assert platform_script.stop(layout, "airflow") == []
+    assert stop(layout, "airflow") == []
 
 
-def test_stale_pid_file_is_ignored(platform_script, platform_home):
-    layout = platform_script.Layout()
+def test_stale_pid_file_is_ignored(platform_home):
+    layout = Layout()
     proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     proc.wait()
     layout.run_dir.mkdir(parents=True)
     layout.pid_file("service").write_text(json.dumps({"pid": proc.pid, "start_time": "1", "port": 1}))
-    assert platform_script.read_pid(layout, "service") is None
+    assert read_pid(layout, "service") is None
     assert not layout.pid_file("service").exists()
 
 
@@ -92,7 +97,7 @@ def test_up_refuses_a_port_taken_by_another_program(tmp_path):
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        done = subprocess.run([sys.executable, str(SCRIPT), "up", "--airflow-port", str(port), "--service-port",
+        done = subprocess.run([*OPS, "up", "--airflow-port", str(port), "--service-port",
                                str(free_port())], env=clean_env(home), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"port {port} is in use" in done.stderr
@@ -101,32 +106,22 @@ def test_up_refuses_a_port_taken_by_another_program(tmp_path):
 
 def test_status_and_down_when_nothing_runs(tmp_path):
     env = clean_env(tmp_path / "home")
-    status = subprocess.run([sys.executable, str(SCRIPT), "status", "--json"], env=env, capture_output=True,
+    status = subprocess.run([*OPS, "status", "--json"], env=env, capture_output=True,
                             text=True, timeout=60)
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["airflow"] == {"running": False} and report["service"] == {"running": False}
-    down = subprocess.run([sys.executable, str(SCRIPT), "down"], env=env, capture_output=True, text=True,
+    down = subprocess.run([*OPS, "down"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert down.returncode == 0 and "airflow: not running" in down.stdout
 
 
-PROBE = """
-import runpy, sys
-sys.path.insert(0, sys.argv[1])  # what `python scripts/platform.py` does
-sys.argv = ["platform.py", "env"]
-try:
-    runpy.run_path(sys.path[0] + "/platform.py", run_name="__main__")
-except SystemExit as exc:
-    assert exc.code == 0, exc.code
-import platform
-print("stdlib" if hasattr(platform, "python_version") and not hasattr(platform, "Layout") else "shadowed")
-"""
+def test_the_package_shadows_no_standard_module():
+    assert "ops" not in sys.stdlib_module_names
 
 
-def test_script_does_not_shadow_the_standard_platform_module(tmp_path):
-    done = subprocess.run([sys.executable, "-c", PROBE, str(SCRIPT.parent)], env=clean_env(tmp_path / "home"),
-                          capture_output=True, text=True, timeout=60)
+def test_env_prints_the_airflow_exports(tmp_path):
+    done = subprocess.run([*OPS, "env"], env=clean_env(tmp_path / "home"), capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert f"export AIRFLOW_HOME={tmp_path / 'home' / 'airflow'}" in done.stdout
-    assert done.stdout.strip().splitlines()[-1] == "stdlib"

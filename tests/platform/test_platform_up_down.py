@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
-from platform_harness import SCRIPT, clean_env, free_port, load_platform_script
+from platform_harness import OPS, ROOT, clean_env, free_port
+
+from ml.processes import session_members
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +30,8 @@ def get(url: str, body: dict | None = None) -> tuple[int, str]:
 
 def run(env, *args, timeout=900):
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run([*OPS, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
     return done, time.monotonic() - started
 
 
@@ -70,7 +71,7 @@ def test_up_twice_status_down(tmp_path, s140_zip):
         assert {c: json.loads((home / "run" / f"{c}.json").read_text())["pid"] for c in pids} == pids
         assert seconds < 60
 
-        status = subprocess.run([sys.executable, str(SCRIPT), "status", "--json"], env=env, capture_output=True,
+        status = subprocess.run([*OPS, "status", "--json"], env=env, capture_output=True,
                                 text=True, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
         report = json.loads(status.stdout)
@@ -84,7 +85,7 @@ def test_up_twice_status_down(tmp_path, s140_zip):
     assert down.returncode == 0, down.stdout + down.stderr
     assert records, "up recorded no processes"
     for record in records:
-        assert load_platform_script()._session_members(record["pid"]) == [], f"{record['cmd']} left processes behind"
+        assert session_members(record["pid"]) == [], f"{record['cmd']} left processes behind"
     for port in (airflow_port, service_port):
         assert get(f"http://127.0.0.1:{port}/")[0] == 0, f"port {port} still answers"
     assert not list((home / "run").glob("*.json"))

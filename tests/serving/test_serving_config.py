@@ -1,26 +1,31 @@
-"""Service settings: defaults, environment overrides, validation errors that name the variable."""
+"""Service settings (the ``service`` section of ml.settings): defaults, environment, errors naming the variable."""
 
 from __future__ import annotations
 
 import pytest
 
 from ml.errors import ConfigError
-from serving.config import serving_settings
+from ml.settings import get_settings
+
+SERVICE_VARS = ("SENTIMENT_MODEL_TAG", "SENTIMENT_API_KEY", "SENTIMENT_MAX_TEXTS", "SENTIMENT_MAX_CHARS",
+                "SENTIMENT_MAX_BODY_BYTES", "SENTIMENT_SERVICE_HOST", "SENTIMENT_SERVICE_PORT",
+                "SENTIMENT_NEUTRAL_LOW", "SENTIMENT_NEUTRAL_HIGH", "SENTIMENT_CONFIG")
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for var in ("SENTIMENT_MODEL_TAG", "SENTIMENT_API_KEY", "SENTIMENT_MAX_TEXTS", "SENTIMENT_MAX_CHARS",
-                "SENTIMENT_MAX_BODY_BYTES", "SENTIMENT_HOST", "SENTIMENT_NEUTRAL_LOW", "SENTIMENT_NEUTRAL_HIGH"):
+    for var in SERVICE_VARS:
         monkeypatch.delenv(var, raising=False)
 
 
 def test_defaults():
-    s = serving_settings()
+    settings = get_settings()
+    s = settings.service
     assert (s.model_tag, s.host, s.port, s.api_key) == ("tweet-sentiment:latest", "127.0.0.1", 3000, None)
     assert (s.max_texts, s.max_chars, s.max_batch_size) == (1024, 1000, 256)
     assert s.body_limit > s.max_texts * s.max_chars
-    assert s.band_override is None
+    assert not settings.is_set("neutral_low")  # the service keeps the packaged model's band
+    assert s.base_url == "http://127.0.0.1:3000"
 
 
 def test_environment(monkeypatch):
@@ -29,29 +34,31 @@ def test_environment(monkeypatch):
     monkeypatch.setenv("SENTIMENT_MAX_BODY_BYTES", "5000")
     monkeypatch.setenv("SENTIMENT_NEUTRAL_LOW", "0.3")
     monkeypatch.setenv("SENTIMENT_NEUTRAL_HIGH", "0.7")
-    s = serving_settings()
-    assert s.api_key.get_secret_value() == "k1" and "k1" not in repr(s)
-    assert (s.max_texts, s.body_limit, s.band_override) == (10, 5000, (0.3, 0.7))
+    settings = get_settings()
+    s = settings.service
+    assert s.api_key.get_secret_value() == "k1" and "k1" not in repr(settings)
+    assert (s.max_texts, s.body_limit, settings.is_set("neutral_low"), settings.neutral_band) == (10, 5000, True,
+                                                                                                  (0.3, 0.7))
     monkeypatch.setenv("SENTIMENT_API_KEY", "  ")
-    assert serving_settings().api_key is None  # blank means no key
+    assert get_settings().service.api_key is None  # blank means no key
 
 
 @pytest.mark.parametrize(
     ("var", "value", "needle"),
     [("SENTIMENT_MAX_TEXTS", "0", "SENTIMENT_MAX_TEXTS"), ("SENTIMENT_MAX_CHARS", "many", "SENTIMENT_MAX_CHARS"),
-     ("SENTIMENT_HOST", "localhost", "SENTIMENT_HOST"), ("SENTIMENT_NEUTRAL_LOW", "0.3", "both")],
+     ("SENTIMENT_SERVICE_HOST", "localhost", "SENTIMENT_SERVICE_HOST"), ("SENTIMENT_NEUTRAL_LOW", "0.3", "both")],
 )
 def test_invalid_values_name_the_variable(monkeypatch, var, value, needle):
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError, match=needle):
-        serving_settings()
+        get_settings()
 
 
 def test_band_order(monkeypatch):
     monkeypatch.setenv("SENTIMENT_NEUTRAL_LOW", "0.7")
     monkeypatch.setenv("SENTIMENT_NEUTRAL_HIGH", "0.3")
     with pytest.raises(ConfigError, match="neutral_low must not exceed neutral_high"):
-        serving_settings()
+        get_settings()
 
 
 def test_the_service_uses_the_settings(service_cls):

@@ -10,8 +10,9 @@ import pytest
 from conftest import copy_home
 from typer.testing import CliRunner
 
+from ml.champion import select_champion
 from ml.errors import ModelError
-from serving.package import _parse_tag, model_store, package_model, select_champion
+from serving.package import _parse_tag, model_store, package_model
 
 
 def row(model, family, accuracy, f1=0.5, **extra):
@@ -148,7 +149,7 @@ def test_a_copy_that_does_not_load_is_removed(trained):
 
 
 def test_cli_package_prints_the_result(trained):
-    from ml.cli import app
+    from serving.cli import app
 
     result = CliRunner().invoke(app, ["package", "--model", "logreg"])
     assert result.exit_code == 0, result.output

@@ -176,7 +176,7 @@ def test_bento_build_and_serve(platform):
     assert (bento / "src" / "serving" / "service.py").is_file() and (bento / "src" / "ml" / "text.py").is_file()
     assert not (bento / "src" / "tests").exists()
     assert "scikit-learn==" in (bento / "env" / "python" / "requirements.txt").read_text()
-    assert "ENV SENTIMENT_HOST=$SENTIMENT_HOST" in (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "ENV SENTIMENT_SERVICE_HOST=$SENTIMENT_SERVICE_HOST" in (bento / "env" / "docker" / "Dockerfile").read_text()
     env = {"BENTOML_HOME": str(store), "SENTIMENT_API_KEY": None, "SENTIMENT_MODEL_TAG": None}
     with BentoServer(tag, cwd=platform["root"], env=env) as srv:
         r = httpx.post(f"{srv.url}/classify", json={"texts": NEGATIVE_TEXTS}, timeout=30)

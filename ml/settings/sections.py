@@ -1,0 +1,157 @@
+"""The sections of the platform's settings: every setting, its one environment variable, default and help.
+
+Each field is declared with :func:`setting`, which records the field's *key* (its flat name in overrides, in a
+flat TOML file and in the README's table; unique across sections) and its one environment variable (by default
+``SENTIMENT_<KEY>``). ``python -m ml config`` lists them all with their values and sources.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+OFFICIAL_URL = "https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip"
+
+
+def setting(default: Any, help: str, *, env: str | None = None, key: str | None = None, **constraints: Any) -> Any:
+    """A settings field: ``default``, its ``help`` text, and optionally its flat ``key`` and ``env`` variable."""
+    return Field(default, description=help, json_schema_extra={"env": env, "key": key}, **constraints)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathsSettings(Section):
+    """Where the platform keeps its files."""
+
+    home: Path = setting(Path.home() / "sentiment-platform",
+                         "Artifacts root holding data/, models/, reports/, stream/, cache/ and run/.")
+    bentoml_home: Path | None = setting(None, "BentoML's home (its model store); empty: <home>/bentoml.",
+                                        env="BENTOML_HOME")
+
+    @field_validator("home", "bentoml_home")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
+
+
+class DataSettings(Section):
+    """The training data."""
+
+    url: str = setting(OFFICIAL_URL, "Where `data download` fetches Sentiment140: http(s)://, file:// or a path.",
+                       key="data_url", env="SENTIMENT140_URL")
+    seed: int = setting(42, "Seed for splits, sampling and training.", ge=0)
+    val_fraction: float = setting(0.2, "Share of the training file held out for validation.", gt=0.0, lt=0.5)
+    download_retries: int = setting(5, "Retries after a failed download attempt.", ge=0, le=50)
+
+
+class ModelSettings(Section):
+    """How models read and score tweets (training, evaluation and the service alike)."""
+
+    neutral_low: float = setting(0.4, "Lower edge of the Neutral band on a binary model's P(positive). The "
+                                      "service uses the packaged model's band unless this pair is set.", ge=0.0, le=1.0)
+    neutral_high: float = setting(0.6, "Upper edge of the Neutral band (set both edges or neither).", ge=0.0, le=1.0)
+    cpu_bf16: Literal["off", "on", "auto"] = setting(
+        "off", "Transformer scoring on a CPU in bf16 autocast: off, on, or auto (where the CPU has AMX bf16 units "
+               "that a 0.1 s probe measures faster than fp32). See docs/decisions/cpu-bf16-scoring.md.")
+
+    @model_validator(mode="after")
+    def _band_order(self) -> ModelSettings:
+        if not self.neutral_low <= self.neutral_high:
+            raise ValueError("neutral_low must not exceed neutral_high")
+        return self
+
+    @property
+    def neutral_band(self) -> tuple[float, float]:
+        return (self.neutral_low, self.neutral_high)
+
+
+class TrainingSettings(Section):
+    """Training runs."""
+
+    run_id: str = setting("default", "Run name: models go to models/<run_id>/, reports to reports/<run_id>/.")
+    max_features: int = setting(50_000, "TF-IDF vocabulary size.", ge=10)
+    ngram_max: int = setting(4, "TF-IDF uses 1..ngram_max word n-grams.", ge=1, le=6)
+    parallelism: int | None = setting(None, "Tasks of a training DAG run at once (families training at once); "
+                                            "empty: the CPU count.", key="train_parallelism", ge=1)
+    timeout_hours: float = setting(24.0, "Longest one family may train in the DAG.", key="train_timeout_hours", gt=0)
+    schedule: str | None = setting(None, "Retraining schedule of the training DAG (cron or preset such as @weekly); "
+                                         "empty: manual runs only.", key="training_schedule")
+
+    @field_validator("run_id")
+    @classmethod
+    def _safe_run_id(cls, value: str) -> str:
+        if not _RUN_ID.match(value):
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 128), starting with a letter or digit")
+        return value
+
+
+class ServiceSettings(Section):
+    """The BentoML service: its address, limits and batching."""
+
+    model_tag: str = setting("tweet-sentiment:latest", "Model store tag the service loads.")
+    api_key: SecretStr | None = setting(None, "When set, API calls need `Authorization: Bearer <key>` (else 401).")
+    max_texts: int = setting(1024, "Most texts in one /classify request (else 413).", ge=1, le=100_000)
+    max_chars: int = setting(1000, "Most characters in one text (else 422).", ge=1, le=1_000_000)
+    max_body_bytes: int | None = setting(None, "Most bytes in one request body (else 413); empty: derived from "
+                                               "max_texts and max_chars.", ge=64)
+    max_batch_size: int = setting(256, "Adaptive batching: most texts per model call.", ge=1, le=100_000)
+    max_latency_ms: int = setting(10_000, "Adaptive batching: longest a text may wait in the queue.", ge=1)
+    host: str = setting("127.0.0.1", "Bind address (an IP address; `bentoml serve --host` overrides it).",
+                        key="service_host")
+    port: int = setting(3000, "Port of the service (`bentoml serve --port` overrides it).", key="service_port",
+                        ge=1, le=65535)
+    workers: int = setting(1, "Service worker processes (each loads the model).", key="service_workers", ge=1, le=64)
+    timeout_s: float = setting(60.0, "Request timeout of the service in seconds.", key="service_timeout_s", gt=0)
+    url: str | None = setting(None, "Where clients (Airflow, the stream) reach the service; empty: "
+                                    "http://127.0.0.1:<service_port>.", key="service_url")
+
+    @field_validator("host")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        ip_address(value)  # BentoML wants an IP address, not a host name
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_blank_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # SENTIMENT_API_KEY="" means no key
+        return value
+
+    @property
+    def body_limit(self) -> int:
+        """Most bytes accepted in one request body (six bytes per character covers ``\\uXXXX`` escapes)."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_texts * (self.max_chars * 6 + 8) + 4096
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+
+class PlatformSettings(Section):
+    """What `make up` starts on this machine."""
+
+    airflow_port: int = setting(8080, "Loopback port of the Airflow UI and API.", ge=1, le=65535)
+    airflow_user: str = setting("admin", "Airflow admin user.", min_length=1)
+    airflow_password: SecretStr | None = setting(None, "Airflow admin password; empty: generated once, printed "
+                                                       "once and kept in <home>/airflow/passwords.json.")
+    airflow_parallelism: int | None = setting(None, "Airflow's core parallelism; empty: max(8, 2 x CPUs).", ge=1)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "paths": PathsSettings,
+    "data": DataSettings,
+    "model": ModelSettings,
+    "training": TrainingSettings,
+    "service": ServiceSettings,
+    "platform": PlatformSettings,
+}

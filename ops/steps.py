@@ -1,0 +1,164 @@
+"""What ``up`` does, step by step: start Airflow, make sure a training run packaged a champion, serve it."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from ml.processes import port_open
+from ops.airflow_api import TRAINING_DAG, AirflowAPI, http, wait_for
+from ops.components import read_pid, spawn, stop
+from ops.layout import BIN, Layout, PlatformError, airflow_env, base_env, ensure_password
+from sentiment_platform.pipeline import DEFAULT_FAMILIES
+from serving.launch import SERVICE
+
+FINISHED = {"success", "failed"}
+
+
+def start_airflow(layout: Layout, timeout: float) -> AirflowAPI:
+    """Start Airflow standalone unless it already runs; wait until it is healthy and the DAG is parsed."""
+    password, generated = ensure_password(layout)
+    api = AirflowAPI(layout.airflow_url, layout.user, password)
+    running = read_pid(layout, "airflow")
+    if running and running.get("leader_gone"):
+        print("airflow: leftover processes of an earlier run; stopping them", flush=True)
+        stop(layout, "airflow")
+        running = None
+    if running and running.get("port") != layout.airflow_port:
+        raise PlatformError(f"airflow already runs on port {running.get('port')} (pid {running['pid']}); "
+                            "run `make down` first to move it")
+    if running:
+        print(f"airflow: already running (pid {running['pid']}) at {layout.airflow_url}", flush=True)
+        watch = {**running, "log": str(layout.log_file("airflow"))}
+    else:
+        if port_open(layout.airflow_port):
+            raise PlatformError(f"port {layout.airflow_port} is in use by another program; set "
+                                "SENTIMENT_AIRFLOW_PORT or --airflow-port")
+        print(f"airflow: starting standalone (AIRFLOW_HOME={layout.airflow_home}, log "
+              f"{layout.log_file('airflow')}) ...", flush=True)
+        watch = spawn(layout, "airflow", [str(BIN / "airflow"), "standalone"], airflow_env(layout),
+                      port=layout.airflow_port)
+        watch["log"] = str(layout.log_file("airflow"))
+    if generated:
+        print(f"airflow: generated the password of {layout.user!r}: {password}  (shown once; kept in "
+              f"{layout.passwords})", flush=True)
+    started = time.monotonic()
+    wait_for("airflow (scheduler, dag-processor, triggerer, api-server)", api.healthy, timeout, watch)
+    wait_for(f"airflow: DAG {TRAINING_DAG}", lambda: api.dag() or _dag_import_error(api), timeout, watch, 2.0)
+    print(f"airflow: ready in {time.monotonic() - started:.0f}s at {layout.airflow_url}", flush=True)
+    return api
+
+
+def _dag_import_error(api: AirflowAPI) -> None:
+    for error in api.import_errors():
+        if "sentiment140_training" in error.get("filename", ""):
+            raise PlatformError(f"the training DAG does not import:\n{error.get('stack_trace')}")
+    return None
+
+
+def training_conf(families: list[str] | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """The DAG run conf of ``up``: the classical families by default and the data URL from the environment."""
+    conf: dict[str, Any] = {"families": families or list(DEFAULT_FAMILIES)}
+    from ml.settings import get_settings
+
+    settings = get_settings()
+    url = settings.data.url if settings.is_set("data_url") else None
+    if url:
+        if "://" not in url:  # a local path: make it absolute for the workers
+            url = str(Path(url).expanduser().resolve())
+        conf["data_url"] = url
+    conf.update(extra)
+    return conf
+
+
+def ensure_trained(api: AirflowAPI, layout: Layout, conf: dict[str, Any], retrain: bool,
+                   timeout: float) -> dict[str, Any]:
+    """Make sure a run has packaged a champion: follow a running run, reuse a finished one, or trigger one."""
+    api.unpause()
+    active = api.runs(("queued", "running"), limit=1)
+    if active:
+        run = active[0]
+        print(f"training: following the run already in progress: {run['dag_run_id']}", flush=True)
+    else:
+        run = None
+        if not retrain:
+            for previous in api.runs(("success", "failed"), limit=10):
+                if _record(layout, previous["dag_run_id"]).get("model_tag"):
+                    print(f"training: reusing run {previous['dag_run_id']} ({previous['state']}); "
+                          "`--retrain` trains again", flush=True)
+                    return _outcome(layout, previous)
+        run = api.trigger(conf)
+        print(f"training: triggered {run['dag_run_id']} with conf {json.dumps(conf)}", flush=True)
+    print(f"training: follow it at {layout.airflow_url}/dags/{TRAINING_DAG}/runs/"
+          f"{urllib.parse.quote(run['dag_run_id'], safe='')}", flush=True)
+    run = follow(api, run["dag_run_id"], timeout)
+    return _outcome(layout, run)
+
+
+def follow(api: AirflowAPI, run_id: str, timeout: float, interval: float = 3.0) -> dict:
+    """Poll the run, printing each task's state changes, until it finishes."""
+    started = time.monotonic()
+    seen: dict[tuple[str, int], str] = {}
+    while True:
+        run = api.run(run_id)
+        for ti in sorted(api.task_instances(run_id), key=lambda t: (t.get("start_date") or "~", t["task_id"])):
+            state, index = ti.get("state"), ti.get("map_index", -1)
+            if not state or seen.get((ti["task_id"], index)) == state:
+                continue  # not scheduled yet, or no change
+            seen[(ti["task_id"], index)] = state
+            name = ti["task_id"] + (f"[{ti.get('rendered_map_index') or index}]" if index >= 0 else "")
+            print(f"  [{time.monotonic() - started:6.0f}s] {name:<28} {state}", flush=True)
+        if run["state"] in FINISHED:
+            print(f"training: run {run_id} {run['state']} after {time.monotonic() - started:.0f}s", flush=True)
+            return run
+        if time.monotonic() - started > timeout:
+            raise PlatformError(f"training: run {run_id} still {run['state']} after {timeout:.0f}s; it keeps "
+                                "running in Airflow: `make up` again follows it")
+        time.sleep(interval)
+
+
+def _record(layout: Layout, dag_run_id: str) -> dict[str, Any]:
+    from sentiment_platform.pipeline import run_id_from
+
+    path = layout.home / "reports" / run_id_from(dag_run_id) / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _outcome(layout: Layout, run: dict) -> dict[str, Any]:
+    record = _record(layout, run["dag_run_id"])
+    if not record.get("model_tag"):
+        raise PlatformError(f"training run {run['dag_run_id']} {run['state']} without packaging a model; "
+                            f"see its task logs in the UI ({layout.airflow_url}/dags/{TRAINING_DAG})")
+    if run["state"] != "success":
+        print(f"training: WARNING: run {run['dag_run_id']} failed after packaging "
+              f"{record['model_tag']}: failed families {record.get('failed_families') or '?'}", flush=True)
+    return {"dag_run_id": run["dag_run_id"], "state": run["state"], **record}
+
+
+def start_service(layout: Layout, model_tag: str, timeout: float) -> dict[str, Any]:
+    """Serve ``model_tag`` with ``bentoml serve`` unless it is served already; wait for ``/readyz``."""
+    running = read_pid(layout, "service")
+    if running and not running.get("leader_gone") and running.get("model_tag") == model_tag \
+            and running.get("port") == layout.service_port:
+        print(f"service: already serving {model_tag} (pid {running['pid']}) at {layout.service_url}", flush=True)
+        watch = {**running, "log": str(layout.log_file("service"))}
+    else:
+        if running:
+            print(f"service: restarting to serve {model_tag} (was {running.get('model_tag')})", flush=True)
+            stop(layout, "service")
+        if port_open(layout.service_port):
+            raise PlatformError(f"port {layout.service_port} is in use by another program; set "
+                                "SENTIMENT_SERVICE_PORT or --service-port")
+        env = base_env(layout)
+        env["SENTIMENT_MODEL_TAG"] = model_tag
+        cmd = [str(BIN / "bentoml"), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(layout.service_port)]
+        print(f"service: starting bentoml serve with {model_tag} (log {layout.log_file('service')}) ...", flush=True)
+        watch = spawn(layout, "service", cmd, env, port=layout.service_port, model_tag=model_tag)
+        watch["log"] = str(layout.log_file("service"))
+    started = time.monotonic()
+    wait_for("service /readyz", lambda: http("GET", f"{layout.service_url}/readyz")[0] == 200, timeout, watch)
+    print(f"service: ready in {time.monotonic() - started:.0f}s at {layout.service_url}", flush=True)
+    return watch
