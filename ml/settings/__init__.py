@@ -37,6 +37,7 @@ from ml.settings.sections import (
     PathsSettings,
     PlatformSettings,
     ServiceSettings,
+    StreamSettings,
     TrainingSettings,
 )
 
@@ -88,6 +89,7 @@ class Settings(BaseModel):
     training: TrainingSettings = TrainingSettings()
     service: ServiceSettings = ServiceSettings()
     platform: PlatformSettings = PlatformSettings()
+    stream: StreamSettings = StreamSettings()
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     # ------------------------------------------------------------------ where values came from
@@ -164,6 +166,11 @@ class Settings(BaseModel):
     @property
     def stream_root(self) -> Path:
         return self.home / "stream"
+
+    def stream_dir(self, name: str | None = None) -> Path:
+        """The folder of a stream (default: ``stream.name``): landing/, output/, checkpoint/, deadletter/,
+        status.json."""
+        return self.stream_root / (name or self.stream.name)
 
     @property
     def cache_dir(self) -> Path:
@@ -263,5 +270,5 @@ def _describe_errors(exc: ValidationError, values: dict[str, dict[str, Any]]) ->
 
 __all__ = [
     "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings",
-    "ServiceSettings", "Settings", "Spec", "TrainingSettings", "get_settings",
+    "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
 ]

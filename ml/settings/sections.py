@@ -147,6 +147,35 @@ class PlatformSettings(Section):
     airflow_parallelism: int | None = setting(None, "Airflow's core parallelism; empty: max(8, 2 x CPUs).", ge=1)
 
 
+class StreamSettings(Section):
+    """The stream: which posts to ingest, how the Spark job scores them, where it writes."""
+
+    name: str = setting("tweets", "Name of the stream: its files live in <home>/stream/<name>/.", key="stream_name",
+                        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    keywords: str = setting("", "Comma-separated keywords the stream follows (X rules, Bluesky filter, replay "
+                                "filter); empty: every post of the replay, none for live sources.",
+                            key="stream_keywords")
+    source: Literal["replay", "x", "bluesky"] = setting("replay", "Where posts come from: replay (recorded tweets, "
+                                                                  "offline), x (X API v2 filtered stream) or bluesky "
+                                                                  "(Jetstream firehose).", key="stream_source")
+    replay_file: Path | None = setting(None, "Recorded posts to replay: a Sentiment140 zip or csv, a CSV/TSV with a "
+                                             "text column, or a JSONL of posts; empty: the downloaded archive.")
+    replay_rate: float = setting(50.0, "Posts per second the replay plays (0: as fast as possible).", ge=0)
+    replay_loop: bool = setting(False, "Replay the file again and again (new post ids each pass).")
+    trigger_seconds: float = setting(5.0, "Micro-batch interval of the Spark job in seconds.", gt=0)
+    scorer: Literal["service", "local"] = setting("service", "How the Spark job scores: service (batched HTTP to "
+                                                             "the BentoML service) or local (the packaged model "
+                                                             "loaded in the executors).", key="stream_scorer")
+    score_chunk: int = setting(256, "Texts per scoring call.", ge=1, le=100_000)
+    score_timeout_s: float = setting(30.0, "Timeout of one scoring call in seconds.", gt=0)
+    score_retries: int = setting(5, "Retries of a failed scoring call (exponential backoff; Retry-After honoured).",
+                                 ge=0, le=100)
+    x_bearer_token: SecretStr | None = setting(None, "Bearer token of the X API v2 (the x source); never logged.",
+                                               env="X_BEARER_TOKEN")
+    bluesky_url: str = setting("wss://jetstream2.us-east.bsky.network/subscribe",
+                               "Jetstream endpoint of the bluesky source.")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "paths": PathsSettings,
     "data": DataSettings,
@@ -154,4 +183,5 @@ SECTIONS: dict[str, type[Section]] = {
     "training": TrainingSettings,
     "service": ServiceSettings,
     "platform": PlatformSettings,
+    "stream": StreamSettings,
 }
