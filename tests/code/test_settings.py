@@ -58,3 +58,44 @@ def test_missing_config_file(home, monkeypatch):
     monkeypatch.setenv("SENTIMENT_CONFIG", "/nonexistent/sentiment.toml")
     with pytest.raises(ConfigError, match="SENTIMENT_CONFIG"):
         get_settings()
+
+
+def test_sections_sources_and_one_variable_per_setting(home, tmp_path, monkeypatch):
+    from ml.settings import SPECS
+
+    cfg = tmp_path / "sentiment.toml"
+    cfg.write_text('[service]\nport = 3101\nmax_texts = 64\n\n[data]\nseed = 5\n')
+    monkeypatch.setenv("SENTIMENT_CONFIG", str(cfg))
+    monkeypatch.setenv("SENTIMENT_MAX_TEXTS", "32")
+    s = get_settings(run_id="exp1")
+    assert (s.service.port, s.service.max_texts, s.data.seed, s.training.run_id) == (3101, 32, 5, "exp1")
+    assert s.source("service_port") == f"file {cfg}" and s.source("max_texts") == "env SENTIMENT_MAX_TEXTS"
+    assert s.source("run_id") == "argument" and s.source("max_chars") == "default"
+    assert s.override(run_id="exp2").training.run_id == "exp2" and s.override(run_id="exp2").service.port == 3101
+    envs = [spec.env for spec in SPECS]
+    assert len(envs) == len(set(envs)), "one variable per setting"
+    assert "SENTIMENT_PORT" not in envs and "SENTIMENT_SERVICE_PORT" in envs  # the service port has one name
+
+
+def test_unknown_keys_are_refused(home, tmp_path, monkeypatch):
+    cfg = tmp_path / "sentiment.toml"
+    cfg.write_text('[service]\nprot = 3101\n')
+    monkeypatch.setenv("SENTIMENT_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="unknown setting 'service.prot'"):
+        get_settings()
+    monkeypatch.delenv("SENTIMENT_CONFIG")
+    with pytest.raises(ConfigError, match="unknown setting 'sed'"):
+        get_settings(sed=1)
+
+
+def test_no_raw_environment_reads_outside_the_settings():
+    """Settings come from ml.settings only: no module reads SENTIMENT_* (or X_BEARER_TOKEN) from os.environ."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"(os\.environ(\.get)?|os\.getenv)\s*[\[(]\s*[\"'](SENTIMENT|X_BEARER)")
+    offenders = [f"{path.relative_to(root)}:{n}" for folder in ("ml", "serving", "spark_apps", "plugins", "dags", "ops")
+                 for path in (root / folder).rglob("*.py") if "settings" not in path.parts
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []

@@ -58,3 +58,26 @@ def test_help_texts():
         proc = subprocess.run([sys.executable, "-m", "ml", *args], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert "Usage" in proc.stdout
+
+
+def test_prepare_reads_the_archive_download_just_verified_whatever_its_name(tmp_path, s140_zip):
+    """The README's order, as a new user runs it: download any archive, then prepare with no other setting."""
+    import shutil
+
+    sample = shutil.copy(s140_zip, tmp_path / "trainingandtestdata-sample.zip")
+    home = tmp_path / "home"
+    out = json.loads(run_ml(["data", "download", "--url", f"file://{sample}", "--no-progress"], home).stdout)
+    assert out["archive"].endswith("trainingandtestdata-sample.zip")
+    prep = json.loads(run_ml(["data", "prepare"], home).stdout)
+    assert prep["rows"] == {"train": 320, "validation": 80, "test": 60}
+    manifest = json.loads((home / "data" / "processed" / "manifest.json").read_text())
+    assert manifest["source"]["name"] == "trainingandtestdata-sample.zip"
+
+
+def test_config_lists_every_setting_with_its_source(tmp_path):
+    proc = run_ml(["config", "--json"], tmp_path / "home", SENTIMENT_SEED="7", SENTIMENT_API_KEY="s3cret-key")
+    rows = {row["env"]: row for row in json.loads(proc.stdout)}
+    assert rows["SENTIMENT_SEED"]["value"] == 7 and rows["SENTIMENT_SEED"]["source"] == "env SENTIMENT_SEED"
+    assert rows["SENTIMENT_VAL_FRACTION"]["source"] == "default" and rows["SENTIMENT_VAL_FRACTION"]["help"]
+    assert rows["SENTIMENT_API_KEY"]["value"] == "********" and "s3cret-key" not in proc.stdout
+    assert rows["SENTIMENT_HOME"]["value"] == str((tmp_path / "home").resolve())
