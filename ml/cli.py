@@ -180,7 +180,8 @@ def config_cmd(
     else:
         width = max(len(row["env"]) for row in rows)
         for row in rows:
-            typer.echo(f"{row['env']:<{width}}  {row['value']!s:<28} [{row['source']}]  {row['help']}")
+            value = "(unset)" if row["value"] is None else row["value"]
+            typer.echo(f"{row['env']:<{width}}  {value!s:<28} [{row['source']}]  {row['help']}")
 
 
 def settings_table() -> str:
@@ -190,7 +191,8 @@ def settings_table() -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for spec in SPECS:
         default = "" if spec.default is None else str(spec.default).replace(str(Path.home()), "~")
-        lines.append(f"| `{spec.env}` | {f'`{default}`' if default else 'unset'} | {spec.help} |")
+        meaning = spec.help.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+        lines.append(f"| `{spec.env}` | {f'`{default}`' if default else 'unset'} | {meaning} |")
     return "\n".join(lines)
 
 
