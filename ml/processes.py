@@ -80,6 +80,28 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
+def descendants(pids: Sequence[int]) -> list[int]:
+    """Live descendants of ``pids`` (children that left the session, such as the workers a process manager starts
+    with ``setsid``, included)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], list(pids)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
 def signal_all(pids: Sequence[int], sig: int) -> None:
     """Send ``sig`` to the process groups of ``pids`` and to each of them (members that left their group)."""
     groups = set()
@@ -101,15 +123,22 @@ def signal_all(pids: Sequence[int], sig: int) -> None:
 
 
 def stop_session(sid: int, grace: float = 30.0, *, reap: Callable[[], Any] | None = None) -> list[int]:
-    """End every process of session ``sid``: SIGTERM, then SIGKILL after ``grace`` seconds; return their pids.
+    """End every process of session ``sid`` and their descendants in other sessions: SIGTERM, then SIGKILL after
+    ``grace`` seconds; return their pids.
 
     ``reap`` (e.g. ``Popen.poll``) is called while waiting so that a child of this process does not linger as a
     zombie. Raises :class:`ProcessError` if a member survives SIGKILL.
     """
+    members = session_members(sid)
+    # processes that left the session (setsid), known by their start time so that a recycled pid is never hit
+    strays = {pid: start_time(pid) for pid in descendants(members) if pid not in members}
+
     def alive() -> list[int]:
         if reap is not None:
             reap()
-        return session_members(sid)
+        left = session_members(sid)
+        return left + [pid for pid, started in strays.items() if pid not in left and started
+                       and start_time(pid) == started]
 
     members = alive()
     signal_all(members, signal.SIGTERM)

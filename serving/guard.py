@@ -9,9 +9,12 @@ contract is more specific, so this guard answers first, with ``{"error": "<messa
   ``SENTIMENT_MAX_TEXTS`` texts;
 * ``422`` when a text is longer than ``SENTIMENT_MAX_CHARS`` or the JSON does not have the API's shape;
 * ``415`` for a body that is not JSON (another ``Content-Type``, a charset other than UTF-8, a content encoding);
-* ``400`` for bytes that are not UTF-8 and for malformed JSON.
+* ``400`` for bytes that are not UTF-8 and for malformed JSON;
+* ``503`` with ``Retry-After`` when the worker's queue is full (:mod:`serving.admission`): at once, counted in
+  ``sentiment_rejected_requests_total{reason="busy"}``, never a traceback.
 
 A valid body is handed on unchanged, so BentoML parses it as usual. Messages name the limit and its variable.
+``GET /docs.json`` answers the spec of :func:`serving.contract.openapi`: every status above, documented.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serving.admission import Admission
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +46,12 @@ DRAIN_LIMIT = 16 * 1024 * 1024
 class Rejected(Exception):
     """A request the guard answers itself."""
 
-    def __init__(self, status: int, message: str, reason: str) -> None:
+    def __init__(self, status: int, message: str, reason: str, headers: dict[bytes, bytes] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
+        self.headers = headers or {}
 
 
 @functools.cache
@@ -67,8 +74,13 @@ class RequestGuard:
         max_chars: int,
         max_body_bytes: int,
         api_key: str | None = None,
+        admission: Admission | None = None,
+        openapi: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.app = app
+        self.admission = admission
+        self._openapi = openapi
+        self._spec: bytes | None = None
         self.routes = dict(routes)
         self.max_texts = max_texts
         self.max_chars = max_chars
@@ -80,6 +92,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        if path == "/docs.json" and self._openapi is not None and scope["method"] in ("GET", "HEAD"):
+            await self._send_spec(send)
+            return
         try:
             if self._expected_auth is not None and not _is_public(path):
                 self._authorize(scope)
@@ -92,11 +107,33 @@ class RequestGuard:
             body = await self._read_body(headers, receive)
             if body is None:  # the client went away
                 return
-            self.check_payload(field, body)
+            payload = self.check_payload(field, body)
+            texts = len(payload[field]) if field == "texts" else 1
+            self._admit(texts)
         except Rejected as exc:
             await _reject(send, exc)
             return
-        await self.app(scope, _replay(body, receive), send)
+        try:
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            if self.admission is not None:
+                self.admission.release(texts)
+
+    def _admit(self, texts: int) -> None:
+        admission = self.admission
+        if admission is None or admission.try_admit(texts):
+            return
+        wait = admission.retry_after()
+        raise Rejected(503, f"the service is busy: {admission.texts} texts in flight, its queue holds {admission.limit()} "
+                            f"(SENTIMENT_MAX_QUEUE_S of work, at most SENTIMENT_MAX_QUEUE_TEXTS); retry after {wait} s",
+                       "busy", {b"retry-after": str(wait).encode()})
+
+    async def _send_spec(self, send: Send) -> None:
+        if self._spec is None:
+            self._spec = json.dumps(self._openapi()).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(self._spec)).encode())]})
+        await send({"type": "http.response.body", "body": self._spec})
 
     # ----------------------------------------------------------------------------------------- checks
     def _authorize(self, scope: Scope) -> None:
@@ -248,5 +285,6 @@ async def _reject(send: Send, exc: Rejected) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if exc.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    headers.extend(exc.headers.items())
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from ml.settings import get_settings
 from serving import MODEL_NAME
+from serving.admission import Admission
 from serving.guard import RequestGuard
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,14 @@ class TweetSentiment:
         return answers
 
 
+def _openapi() -> dict:
+    """The spec ``/docs.json`` serves: BentoML's, with the scoring routes stated exactly (serving.contract)."""
+    from serving.contract import openapi
+
+    return openapi(TweetSentiment.openapi_spec.asdict(), max_texts=CONFIG.max_texts, max_chars=CONFIG.max_chars,
+                   body_limit=CONFIG.body_limit, keyed=CONFIG.api_key is not None)
+
+
 TweetSentiment.add_asgi_middleware(
     RequestGuard,
     routes={"/classify": "texts", "/predict": "text"},
@@ -171,4 +180,7 @@ TweetSentiment.add_asgi_middleware(
     max_chars=CONFIG.max_chars,
     max_body_bytes=CONFIG.body_limit,
     api_key=CONFIG.api_key.get_secret_value() if CONFIG.api_key else None,
+    admission=Admission(max_queue_texts=CONFIG.max_queue_texts, max_queue_s=CONFIG.max_queue_s,
+                        min_texts=CONFIG.max_batch_size),
+    openapi=_openapi,
 )

@@ -102,7 +102,11 @@ class ServiceSettings(Section):
     max_body_bytes: int | None = setting(None, "Most bytes in one request body (else 413); empty: derived from "
                                                "max_texts and max_chars.", ge=64)
     max_batch_size: int = setting(256, "Adaptive batching: most texts per model call.", ge=1, le=100_000)
-    max_latency_ms: int = setting(10_000, "Adaptive batching: longest a text may wait in the queue.", ge=1)
+    max_latency_ms: int = setting(10_000, "Adaptive batching: longest a text may wait in BentoML's queue (else 503).",
+                                  ge=1)
+    max_queue_s: float = setting(2.0, "Most seconds of work (at the measured throughput) a worker admits before it "
+                                      "answers 503 with Retry-After at once.", gt=0)
+    max_queue_texts: int = setting(8192, "Most texts in flight per worker, whatever the throughput.", ge=1)
     host: str = setting("127.0.0.1", "Bind address (an IP address; `bentoml serve --host` overrides it).",
                         key="service_host")
     port: int = setting(3000, "Port of the service (`bentoml serve --port` overrides it).", key="service_port",

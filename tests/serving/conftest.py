@@ -60,3 +60,41 @@ def service_cls(packaged):
 def service(service_cls):
     """One instance of the plain service class (the first test layer)."""
     return service_cls()
+
+
+# ------------------------------------------------------------------ real servers (shared by the test modules)
+KEY = "test-key-4f9a"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+LIMITS = {"SENTIMENT_MAX_TEXTS": "8", "SENTIMENT_MAX_CHARS": "50", "SENTIMENT_MAX_BODY_BYTES": "4096"}
+
+
+@pytest.fixture(scope="session")
+def platform(trained_home, tmp_path_factory):
+    """An artifacts root with two packaged models (logreg, then multinomialnb = latest); their tags."""
+    from ml.settings import get_settings
+    from ml.train import train
+    from serving.package import package_model
+
+    root = copy_home(trained_home, tmp_path_factory.mktemp("served") / "home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("BENTOML_HOME", raising=False)
+        mp.delenv("SENTIMENT_RUN_ID", raising=False)
+        settings = get_settings(home=root)
+        assert settings.bentoml_home == root / "bentoml"
+        first = package_model(settings, "logreg")
+        train("multinomialnb", settings)
+        latest = package_model(settings, "multinomialnb")
+    return {"root": root, "first": first, "latest": latest}
+
+
+@pytest.fixture(scope="session")
+def server(platform):
+    """``cd serving && bentoml serve`` with only SENTIMENT_HOME set (no BENTOML_HOME), an API key and small limits."""
+    env = {"SENTIMENT_HOME": str(platform["root"]), "BENTOML_HOME": None, "SENTIMENT_MODEL_TAG": None,
+           "SENTIMENT_API_KEY": KEY, **LIMITS}
+    from serving.launch import REPO_ROOT, BentoServer
+
+    with BentoServer(None, cwd=REPO_ROOT / "serving", env=env) as srv:
+        yield srv
+
+
