@@ -88,8 +88,8 @@ def openapi(spec: dict[str, Any], *, max_texts: int, max_chars: int, body_limit:
     if keyed:
         components.setdefault("securitySchemes", {})["apiKey"] = {"type": "http", "scheme": "bearer",
                                                                    "description": "SENTIMENT_API_KEY"}
-    spec.setdefault("info", {})["description"] = ("Classify tweets as Positive, Negative or Neutral. `POST /classify` takes a list of texts "
-                           "(batched with concurrent requests), `POST /predict` one text. A binary model's "
-                           "P(positive) inside the Neutral band means Neutral; a text with nothing left after "
-                           "cleaning is Neutral with null probabilities.")
+    spec.setdefault("info", {})["description"] = (
+        "Classify tweets as Positive, Negative or Neutral. `POST /classify` takes a list of texts (batched with "
+        "concurrent requests), `POST /predict` one text. A binary model's P(positive) inside the Neutral band means "
+        "Neutral; a text with nothing left after cleaning is Neutral with null probabilities.")
     return spec
