@@ -228,7 +228,7 @@ def bench_model(name: str, settings, texts: list[str], args: argparse.Namespace,
     del predictor
 
     env = {"BENTOML_HOME": str(settings.bentoml_home), "SENTIMENT_MODEL_TAG": info["tag"],
-           "SENTIMENT_API_KEY": None, "SENTIMENT_HOME": str(settings.home), "SENTIMENT_WORKERS": str(args.workers)}
+           "SENTIMENT_API_KEY": None, "SENTIMENT_HOME": str(settings.home), "SENTIMENT_SERVICE_WORKERS": str(args.workers)}
     served: dict[int, dict] = {}
     with BentoServer("serving.service:TweetSentiment", cwd=ROOT, env=env) as server:
         url = f"{server.url}/classify"
@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000, help="Most requests per measurement.")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="Concurrent clients for batches of 1 and 32 (batches of 256 use 2).")
-    parser.add_argument("--workers", type=int, default=1, help="Service worker processes (SENTIMENT_WORKERS).")
+    parser.add_argument("--workers", type=int, default=1, help="Service worker processes (SENTIMENT_SERVICE_WORKERS).")
     parser.add_argument("--texts", type=int, default=4096, help="Distinct real tweets to send.")
     parser.add_argument("--skip-logreg", action="store_true", help="Only benchmark the transformer.")
     parser.add_argument("--home", type=Path, help="Artifacts root to use (default: a temporary one, removed).")

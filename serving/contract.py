@@ -83,6 +83,9 @@ def openapi(spec: dict[str, Any], *, max_texts: int, max_chars: int, body_limit:
         operation.update(parts)
         if keyed:
             operation["security"] = [{"apiKey": []}]
+    for path in list(spec.get("paths", {})):
+        if path.endswith("_bulk"):  # internal routes the guard uses; clients call /classify
+            del spec["paths"][path]
     components = spec.setdefault("components", {})
     components.setdefault("schemas", {}).update({"Prediction": PREDICTION, "Error": ERROR})
     if keyed:

@@ -14,7 +14,8 @@ contract is more specific, so this guard answers first, with ``{"error": "<messa
   ``sentiment_rejected_requests_total{reason="busy"}``, never a traceback.
 
 A valid body is handed on unchanged, so BentoML parses it as usual. Messages name the limit and its variable.
-``GET /docs.json`` answers the spec of :func:`serving.contract.openapi`: every status above, documented.
+``GET /docs.json`` answers the spec of :func:`serving.contract.openapi`: every status above, documented. A valid
+request with many texts (``bulk``) goes to an internal route that skips BentoML's batching queue.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ class RequestGuard:
         api_key: str | None = None,
         admission: Admission | None = None,
         openapi: Callable[[], dict[str, Any]] | None = None,
+        bulk: Mapping[str, tuple[str, int]] | None = None,
     ) -> None:
         self.app = app
+        self.bulk = dict(bulk or {})
         self.admission = admission
         self._openapi = openapi
         self._spec: bytes | None = None
@@ -113,6 +116,9 @@ class RequestGuard:
         except Rejected as exc:
             await _reject(send, exc)
             return
+        route, at_least = self.bulk.get(path, (None, 0))
+        if route is not None and texts >= at_least:  # a batch already: skip the batching queue
+            scope = {**scope, "path": route, "raw_path": route.encode()}
         try:
             await self.app(scope, _replay(body, receive), send)
         finally:

@@ -109,3 +109,18 @@ def test_overload_is_answered_at_once_with_retry_after_counted_and_without_trace
     assert "Traceback" not in log and "ServiceUnavailable" not in log
     r = httpx.post(f"{url}/classify", json={"texts": ["what a great day"]}, timeout=30)
     assert r.status_code == 200  # the flood is over: served again
+
+
+def test_a_big_request_skips_the_batching_queue_with_the_same_answers(busy_server):
+    """/classify with at least SENTIMENT_BULK_TEXTS texts (default 128) is answered by the bulk route: identical
+    answers, its own metric label, and no trace of the internal route in the public spec."""
+    texts = [f"{(POSITIVE_TEXTS + NEGATIVE_TEXTS)[i % 6]} {i}" for i in range(200)] + ["", "zyxw"]
+    big = httpx.post(f"{busy_server.url}/classify", json={"texts": texts}, timeout=60)
+    small = [httpx.post(f"{busy_server.url}/classify", json={"texts": texts[i:i + 40]}, timeout=60)
+             for i in range(0, len(texts), 40)]
+    assert big.status_code == 200 and all(r.status_code == 200 for r in small)
+    assert big.json() == [answer for r in small for answer in r.json()]
+    assert big.headers["content-type"].startswith("application/json")
+    metrics = httpx.get(f"{busy_server.url}/metrics").text
+    assert 'endpoint="/classify_bulk"' in metrics and 'endpoint="/classify"' in metrics
+    assert "/classify_bulk" not in httpx.get(f"{busy_server.url}/docs.json").json()["paths"]
