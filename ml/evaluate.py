@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.data import load_split, read_manifest
+from ml.drift import profile
 from ml.errors import ModelError
 from ml.predictor import DISPLAY, decide, load_predictor, read_meta
 from ml.train import trained_models
@@ -44,8 +45,13 @@ def _binary_view(proba: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     return p_pos / (p_pos + p_neg + 1e-12)
 
 
-def score(predictor, df: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray, list[str]]:
-    """Validation metrics of one predictor on one frame: metrics, confusion matrix and its class order."""
+def score(predictor, df: pd.DataFrame, band: tuple[float, float] = (0.4, 0.6)) -> tuple[dict[str, Any], np.ndarray,
+                                                                                         list[str]]:
+    """Validation metrics of one predictor on one frame: metrics, confusion matrix and its class order.
+
+    The metrics include ``reference``: the profile of the answers the service would give on this frame (labels
+    with the Neutral band, P(positive) histogram), against which the stream's answers are checked for drift.
+    """
     import numpy as np
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
@@ -80,6 +86,7 @@ def score(predictor, df: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray, list
         "roc_auc": float(auc),
         "n_val": int(len(df)),
         "predict_rows_per_s": round(len(df) / seconds, 1) if seconds > 0 else None,
+        "reference": profile(decide(proba, labels, band), proba[:, labels.index("positive")].tolist()),
     }
     return metrics, confusion_matrix(truth, pred, labels=classes), classes
 
@@ -135,7 +142,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
         if meta.get("data_version") != manifest["data_version"]:
             log.warning("%s was trained on data version %s, scoring on %s",
                         name, meta.get("data_version"), manifest["data_version"])
-        metrics, cm, classes = score(predictor, val)
+        metrics, cm, classes = score(predictor, val, band)
         row = {
             "model": name,
             "family": meta["family"],

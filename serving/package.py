@@ -122,6 +122,7 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
         "label_map": {str(i): label for i, label in enumerate(labels)},
         "display": {label: DISPLAY[label] for label in (*labels, "neutral")},
         "trained_at": meta.get("trained_at"),
+        "reference": (row or {}).get("reference"),  # the validation profile that drift is measured against
         "packaged_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": str(source),
     }

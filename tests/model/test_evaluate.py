@@ -28,6 +28,8 @@ def test_leaderboard_files_and_fields(prepared):
         assert row["n_val"] == 80 and row["n_test"] == 60 and row["n_test_polar"] == 40
         assert 0.5 < row["accuracy"] <= 1.0
         assert row["scoring_precision"] is None            # a classical model's arithmetic is its own
+        reference = row["reference"]                       # the validation profile drift is measured against
+        assert reference["n"] == 80 == sum(reference["labels"].values()) == sum(reference["score_hist"])
     md = (out / "leaderboard.md").read_text()
     assert "| logreg | logreg |" in md and "79.2" in md  # beside the write-up's reference
     for name in ("leaderboard.png", "confusion_logreg.png", "confusion_multinomialnb.png"):
