@@ -40,6 +40,8 @@ def x_token_from_connection(conn_id: str) -> str:
     except Exception as exc:  # Airflow raises its own not-found error types
         raise IngestError(f"no Airflow connection {conn_id!r} ({type(exc).__name__})") from None
     token = conn.password or (conn.extra_dejson or {}).get("bearer_token")
+    for handler in list(logging.root.handlers):  # importing Airflow routes logging to stdout, which holds our JSON
+        logging.root.removeHandler(handler)
     if not token:
         raise IngestError(f"Airflow connection {conn_id!r} has no password or bearer_token extra")
     return token
@@ -97,13 +99,13 @@ def main(
     from ml.settings import get_settings
     from spark_apps.ingest.app import ingest
 
-    configure_logging(verbose, quiet)
     overrides = {"stream_source": source, "stream_name": name, "stream_keywords": keywords, "replay_file": file,
                  "replay_rate": rate, "replay_loop": loop, "replay_s140_files": s140_files, "ingest_sink": sink,
                  "ingest_host": host, "ingest_port": port, "ingest_buffer": buffer, "ingest_rotate_bytes": rotate_bytes,
                  "ingest_rotate_seconds": rotate_seconds, "x_api_url": x_api_url, "bluesky_url": bluesky_url}
     settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
     token = x_token_from_connection(x_conn_id) if (x_conn_id and settings.stream.source == "x") else None
+    configure_logging(verbose, quiet)
     stop = threading.Event()
     _stop_on_signals(stop)
     emit(ingest(settings, stop=stop, max_posts=max_posts, from_start=from_start, x_token=token))
