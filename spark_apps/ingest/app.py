@@ -14,7 +14,7 @@ from typing import Any
 from ml.errors import DataError
 from spark_apps.ingest.records import parse_keywords
 from spark_apps.ingest.runner import Sink, Source, run_ingest
-from spark_apps.ingest.state import StateStore, Status, StreamPaths
+from spark_apps.ingest.state import StateStore, Status, StreamPaths, stream_lock
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ def ingest(settings: Any, *, stop: threading.Event | None = None, max_posts: int
     """
     paths = StreamPaths.of(settings)
     source = source or make_source(settings, x_token=x_token, from_start=from_start)
-    sink = sink or make_sink(settings, paths)
-    status = Status(paths.status, stream=settings.stream.name, source=source.name, sink=sink.kind)
-    return run_ingest(source, sink, status=status, store=StateStore(paths.state), stop=stop, max_posts=max_posts)
+    with stream_lock(paths.lock):
+        sink = sink or make_sink(settings, paths)
+        status = Status(paths.status, stream=settings.stream.name, source=source.name, sink=sink.kind)
+        return run_ingest(source, sink, status=status, store=StateStore(paths.state), stop=stop,
+                          max_posts=max_posts)

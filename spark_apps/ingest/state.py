@@ -4,6 +4,7 @@
     ingest/state.json     where each source stopped: {"version": 1, "updated_at": ..., "replay": {...},
                           "bluesky": {...}}; a section is saved only once the posts before it are durable
     ingest/status.json    what the ingest is doing, for the dashboard and the supervisor (see :class:`Status`)
+    ingest/ingest.lock    held (``flock``) by the running ingest: a second one on the same stream refuses to start
 
 Both JSON files are written atomically (a hidden temp file in the same folder, fsync, rename, fsync of the folder),
 so a reader sees the old or the new version, never a torn one.
@@ -16,6 +17,8 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,39 @@ class StreamPaths:
     @property
     def status(self) -> Path:
         return self.ingest / "status.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.ingest / "ingest.lock"
+
+
+@contextmanager
+def stream_lock(path: Path) -> Iterator[None]:
+    """Hold ``path`` exclusively while the ingest runs (released by the kernel if the process dies).
+
+    Raises:
+        IngestError: another ingest of the stream holds it.
+    """
+    import fcntl
+
+    from spark_apps.ingest.errors import IngestError
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise IngestError(f"another ingest of this stream is running (pid {holder}; lock {path})") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.truncate(0)
 
 
 class StateStore:

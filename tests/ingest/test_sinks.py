@@ -162,3 +162,23 @@ def test_socket_sink_accepts_a_new_client_after_the_old_one_leaves():
         second.close()
     finally:
         sink.close()
+
+
+def test_replay_into_the_socket_sink_end_to_end(tmp_path):
+    from spark_apps.ingest.replay import ReplaySource
+    from spark_apps.ingest.runner import run_ingest
+    from spark_apps.ingest.state import StateStore, Status
+
+    path = tmp_path / "posts.jsonl"
+    path.write_text("".join(json.dumps({"id": str(i), "text": f"line\n{i} 😀"}) + "\n" for i in range(50)))
+    sink = SocketSink("127.0.0.1", 0, buffer=100)
+    client, got = _reader(sink.port)
+    wait_until(lambda: sink.connected, what="the client")
+    store = StateStore(tmp_path / "state.json")
+    status = run_ingest(ReplaySource(path, rate=0), sink, store=store,
+                        status=Status(None, stream="tweets", source="replay", sink="socket"))
+    wait_until(lambda: len(got) == 50, what="every post over the socket")
+    client.close()
+    assert [r["text"] for r in got[:2]] == ["line\n0 😀", "line\n1 😀"]
+    assert status["posts"] == 50 and status["clients"] == 1 and status["dropped"] == 0
+    assert store.get("replay")["row"] == 50
