@@ -2,7 +2,8 @@
 
 * **Rules**: one per keyword, tagged ``tweet-sentiment:<stream>:<keyword>`` so this platform's rules are told apart
   from the app's other rules, which are never touched. Syncing is idempotent: rules of this stream that are no
-  longer wanted are deleted, missing ones added, the rest kept. A keyword with spaces becomes a quoted phrase.
+  longer wanted are deleted, missing ones added, the rest kept. A keyword with spaces becomes a quoted phrase. An
+  app rule with exactly a keyword's value serves that keyword as it is (X refuses duplicate values).
 * **Posts**: only tweets that matched one of this stream's rules land (by rule id), with ``keyword`` = the
   keyword of the first such rule; ``tweet.fields=created_at,lang,author_id``; ids stay strings.
 * **Base URL and token**: tweepy hard-codes ``https://api.twitter.com`` and logs its request headers (with the
@@ -246,17 +247,17 @@ class XSource:
                                 lang=tweet.get("lang"), author_id=tweet.get("author_id")))
 
     # ------------------------------------------------------------------------------------------------- loop
-    def _wait_after(self, client, emit: Emit) -> float:
+    def _wait_after(self, client, emit: Emit, headers: dict[str, str] | None = None) -> float:
         status, problem = client.http_error, self.transport.problem
-        if status in (401, 403):
-            if status == 403:
-                raise SourceForbidden(forbidden_message(status, problem))
+        if status == 403:
+            raise SourceForbidden(forbidden_message(status, problem))
+        if status == 401:
             raise IngestError(f"X API refused the bearer token (HTTP 401 {_one_line(problem.get('title', ''))}); "
                               "check X_BEARER_TOKEN or the connection")
         floor = 0.0
         if status == 429:
             floor = self.rate_limit_wait
-            reset = self.transport.headers.get("x-rate-limit-reset", "")
+            reset = (headers if headers is not None else self.transport.headers).get("x-rate-limit-reset", "")
             if reset.isdigit():
                 floor = max(floor, int(reset) - time.time())
         what = (f"HTTP {status}" if status else f"{type(client.exception).__name__}: {client.exception}"
@@ -292,9 +293,10 @@ class XSource:
                     raise IngestError("X API refused the bearer token (HTTP 401); check X_BEARER_TOKEN or the "
                                       "connection") from None
                 except (tweepy.TooManyRequests, tweepy.TwitterServerError, OSError) as exc:
-                    client.http_error = getattr(getattr(exc, "response", None), "status_code", None)
+                    response = getattr(exc, "response", None)
+                    client.http_error = getattr(response, "status_code", None)
                     client.exception = exc
-                    stop.wait(self._wait_after(client, emit))
+                    stop.wait(self._wait_after(client, emit, dict(getattr(response, "headers", None) or {})))
                     continue
                 self.transport.status, self.transport.problem = None, {}
                 client.filter(tweet_fields=TWEET_FIELDS, threaded=False)

@@ -155,3 +155,15 @@ def test_cli_takes_the_token_from_an_airflow_connection(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert auth == {f"Bearer {TOKEN}"} and json.loads(proc.stdout)["posts"] == 1
     assert TOKEN not in proc.stderr
+
+
+def test_a_foreign_rule_with_the_same_value_serves_the_keyword_and_rules_429_is_retried(tmp_path):
+    same = {"id": "4444", "value": "cats", "tag": "user-cats"}
+    with FakeX(rules=[same], script=[("lines", [tweet("9", "cats", ("4444", "user-cats"))], "hold")]) as fake:
+        fake.rules_status = (429, {"title": "Too Many Requests"})
+        threading.Timer(0.2, lambda: setattr(fake, "rules_status", None)).start()
+        status = ingest(source(fake, rate_limit_wait=0.3), tmp_path / "landing", max_posts=1)
+        assert fake.posts == [], "X refuses duplicate values: the user's rule is used, not copied"
+        assert fake.rules == [same]
+    assert status["errors"] == 1 and "429" in status["last_error"]
+    assert [(r["id"], r["keyword"]) for r in read_landing(tmp_path / "landing")] == [("9", "cats")]
