@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
 
@@ -76,7 +77,7 @@ class XTransport(HTTPAdapter):
             request.url = self.base + request.url[len(TWEEPY_HOST):]
         request.headers["Authorization"] = f"Bearer {self._token}"
         response = super().send(request, **kwargs)
-        if request.path_url.startswith("/2/tweets/search/stream?") or request.path_url == "/2/tweets/search/stream":
+        if urlsplit(request.url).path.endswith("/2/tweets/search/stream"):  # the stream itself, not its rules
             self.status, self.headers = response.status_code, dict(response.headers)
             if response.status_code == 200:
                 self.stream_response = response
