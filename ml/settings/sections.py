@@ -180,6 +180,28 @@ class StreamSettings(Section):
                                                env="X_BEARER_TOKEN")
     bluesky_url: str = setting("wss://jetstream2.us-east.bsky.network/subscribe",
                                "Jetstream endpoint of the bluesky source.")
+    replay_s140_files: Literal["test", "train", "both"] = setting(
+        "both", "Which files of a Sentiment140 zip the replay plays: test (498 mixed tweets with real queries), "
+                "train (1.6M tweets, sorted by polarity: negatives first) or both (test, then train).")
+    x_api_url: str = setting("https://api.twitter.com", "Base URL of the X API v2 (the x source); change it only "
+                                                        "for a proxy or a test server.")
+    x_rate_limit_wait_s: float = setting(60.0, "Shortest wait after an HTTP 429 of the X stream (X asks for a "
+                                               "minute, doubling each time); a later x-rate-limit-reset wins.", gt=0)
+    ingest_sink: Literal["file", "socket"] = setting("file", "Where the ingest writes posts: file (atomic JSONL files "
+                                                             "in <home>/stream/<name>/landing/) or socket (a TCP "
+                                                             "server, one JSON object per line).")
+    ingest_rotate_bytes: int = setting(1 << 20, "A landing file is closed and renamed into place at this size.",
+                                       ge=1)
+    ingest_rotate_seconds: float = setting(2.0, "A landing file is also renamed into place this many seconds "
+                                                "after its first post, so a post reaches the Spark job within "
+                                                "this interval even at a trickle.", gt=0)
+    ingest_host: str = setting("127.0.0.1", "Bind address of the socket sink.")
+    ingest_port: int = setting(9999, "Port of the socket sink.", ge=1, le=65535)
+    ingest_buffer: int = setting(10_000, "Posts the socket sink keeps while no client is connected; beyond it, "
+                                         "the oldest are dropped and counted.", ge=0)
+    ingest_retry_initial_s: float = setting(1.0, "First wait before a live source reconnects; doubles on each "
+                                                 "failure.", gt=0)
+    ingest_retry_max_s: float = setting(320.0, "Longest wait between reconnects of a live source.", gt=0)
 
 
 SECTIONS: dict[str, type[Section]] = {
