@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from ml.data import POLARITY, S140_COLUMNS
+from ml.data.readers import POLARITY, S140_COLUMNS
 from ml.download import TEST_MEMBER, TRAIN_MEMBER
 from ml.errors import DataError
 from spark_apps.ingest.records import iso_utc, parse_time
