@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -201,37 +200,3 @@ def atomic_dir(target: Path):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-
-def work_dir_option(settings, family: str, options: dict[str, Any]) -> Path:
-    """Where a family keeps the checkpoints of a running fit: ``options["work_dir"]``, else the folder
-    ``work``, run id, family under the platform's home (stable across retries of a run, so a retry can resume)."""
-    return Path(options.get("work_dir") or Path(settings.home) / "work" / settings.run_id / family)
-
-
-def checkpoint_state(work: Path, fingerprint: str, discard: Sequence[str] = ()) -> dict[str, Any] | None:
-    """The ``state.json`` of the checkpoint ``work/last`` when it belongs to the run ``fingerprint``.
-
-    ``None`` when there is none. A checkpoint of another run (other data or settings) is removed, with the
-    ``discard`` paths under ``work`` that belong to it (best weights), so it can never be resumed by mistake.
-    """
-    state_file = work / "last" / "state.json"
-    if not state_file.is_file():
-        return None
-    state = json.loads(state_file.read_text())
-    if state.get("fingerprint") == fingerprint:
-        return state
-    logging.getLogger(__name__).warning(
-        "ignoring the checkpoint in %s: it belongs to another run (data or settings differ)", work)
-    for path in (work / name for name in ("last", *discard)):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    return None
-
-
-def ensure_work_dir(work_dir: Path | None, family: str) -> Path:
-    """``work_dir``, created; a new temporary directory when it is ``None`` (a fit outside any run)."""
-    path = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix=f"{family}-work-"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -40,7 +40,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -49,17 +48,8 @@ from typing import Any, ClassVar
 
 from ml.errors import ConfigError, ModelError
 from ml.lengths import covering_length
-from ml.predictor import (
-    META_FILE,
-    Predictor,
-    atomic_dir,
-    checkpoint_state,
-    ensure_work_dir,
-    labels_for,
-    load_predictor,
-    read_meta,
-    work_dir_option,
-)
+from ml.models.checkpoints import discard, ensure_work_dir, fingerprint, resumable_state, work_dir_option, write_last
+from ml.predictor import META_FILE, Predictor, labels_for, load_predictor, read_meta
 from ml.text import clean, tokenize
 
 log = logging.getLogger(__name__)
@@ -520,29 +510,23 @@ class _RecurrentPredictor(Predictor):
 
     def _fingerprint(self, x, y, validation) -> str:
         """Identifies a training run: a checkpoint is only resumed by the same token ids, labels and settings."""
-        h = hashlib.sha256()
-        for array in (x, y, *(validation or ())):
-            h.update(array.tobytes())
         settings = {k: v for k, v in self.params().items() if k not in ("epochs", "patience")}
-        h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-        return h.hexdigest()
+        return fingerprint([array.tobytes() for array in (x, y, *(validation or ()))], settings)
 
     def _checkpoint(self, work: Path, core, state: dict[str, Any]) -> None:
         """Write ``work/last`` atomically: weights with the optimizer's state, and the epoch, history, best."""
-        with atomic_dir(work / "last") as tmp:
+        with write_last(work, state) as tmp:
             core.save_weights(tmp / "model.weights.h5")
-            (tmp / "state.json").write_text(json.dumps(state))
 
     def _resume(self, work: Path, core, fingerprint: str) -> dict[str, Any] | None:
         """Load ``work/last`` into ``core`` when it belongs to this run and return its state, else ``None``."""
-        state = checkpoint_state(work, fingerprint, discard=("best.weights.h5",))
+        state = resumable_state(work, fingerprint, discard_with=("best.weights.h5",))
         if state is None:
             return None
         if state["epoch"] > self.epochs:  # trained longer than this fit asks: not a part of it
             log.warning("ignoring the checkpoint in %s: it is at epoch %d, past this fit's %d epochs",
                         work, state["epoch"], self.epochs)
-            shutil.rmtree(work / "last", ignore_errors=True)
-            (work / "best.weights.h5").unlink(missing_ok=True)
+            discard(work, ("best.weights.h5",))
             return None
         best = state.get("best")
         if state["epoch"] >= self.epochs or (best and state["epoch"] - best["epoch"] >= self.patience):

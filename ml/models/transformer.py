@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib.util
 import json
 import logging
@@ -35,7 +34,8 @@ from typing import Any, ClassVar
 
 from ml.errors import ConfigError, ModelError
 from ml.lengths import covering_length
-from ml.predictor import Predictor, atomic_dir, checkpoint_state, ensure_work_dir, labels_for, work_dir_option
+from ml.models.checkpoints import ensure_work_dir, fingerprint, resumable_state, work_dir_option, write_last
+from ml.predictor import Predictor, atomic_dir, labels_for
 from ml.text import clean
 
 log = logging.getLogger(__name__)
@@ -756,14 +756,11 @@ class TransformerPredictor(Predictor):
 
     def _fingerprint(self, cfg: TrainConfig, cleaned: Sequence[str], y, total_steps: int) -> str:
         """Identifies a training run: a checkpoint is only resumed by the same data, model and settings."""
-        h = hashlib.sha256()
-        h.update("\x1f".join(cleaned).encode("utf-8", "surrogatepass"))
-        h.update(y.tobytes())
         settings = {k: v for k, v in asdict(cfg).items()
                     if k not in ("progress", "predict_batch_size", "eval_every", "save_every", "device", "compile",
                                  "compile_mode", "compile_scope")}
-        h.update(json.dumps([self.model_name, list(self.labels), settings, total_steps], sort_keys=True).encode())
-        return h.hexdigest()
+        return fingerprint(["\x1f".join(cleaned).encode("utf-8", "surrogatepass"), y.tobytes()],
+                           [self.model_name, list(self.labels), settings, total_steps])
 
     def _save_weights(self, target: Path) -> None:
         import torch
@@ -775,22 +772,20 @@ class TransformerPredictor(Predictor):
         """Write ``work/last`` atomically: weights, optimizer, step, RNG state, history."""
         import torch
 
-        with atomic_dir(work / "last") as tmp:
+        state = {"fingerprint": fingerprint, "step": loop.step, "history": history, "best": best, "seconds": seconds}
+        with write_last(work, state) as tmp:
             torch.save(self.model.state_dict(), tmp / "model.pt")
             rng = {"cpu": torch.get_rng_state()}
             if loop.device.type == "cuda":
                 rng["cuda"] = torch.cuda.get_rng_state()
             torch.save({**loop.state_dict(), "rng": rng}, tmp / "trainer.pt")
-            (tmp / "state.json").write_text(json.dumps(
-                {"fingerprint": fingerprint, "step": loop.step, "history": history, "best": best,
-                 "seconds": seconds}, indent=1))
         log.debug("checkpoint at step %d in %s", loop.step, work / "last")
 
     def _resume(self, work: Path, fingerprint: str, loop: TrainLoop) -> dict[str, Any] | None:
         """Load ``work/last`` into the model and loop when it belongs to this run; its state, else ``None``."""
         import torch
 
-        state = checkpoint_state(work, fingerprint, discard=("best",))
+        state = resumable_state(work, fingerprint, discard_with=("best",))
         if state is None:
             return None
         self.model.load_state_dict(_load_state(work / "last" / "model.pt", loop.device))

@@ -312,7 +312,7 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
 def test_train_keeps_checkpoints_until_the_model_is_saved(prepared):
     """A task killed while saving a finished fit resumes it from the checkpoint instead of training again; the
     checkpoints go once the model is saved."""
-    from ml.predictor import work_dir_option
+    from ml.models.checkpoints import work_dir_option
     from ml.train import train
 
     options = {**SMALL, "epochs": 2, "patience": 5}

@@ -566,7 +566,7 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
 def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_network):
     """The last step is checkpointed inside a run: a failed save costs no training, and the resumed fit restores
     the same best weights."""
-    from ml.predictor import work_dir_option
+    from ml.models.checkpoints import work_dir_option
     from ml.train import train
 
     options = {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 32, "learning_rate": 1e-3,
