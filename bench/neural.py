@@ -111,7 +111,8 @@ def build(name: str, args) -> Any:
                                           ("teacher", args.teacher_dir), ("teacher_weight", args.rnn_teacher_weight))
                         if v is not None})
         return cls(seed=args.seed, teacher_cache=args.teacher_cache, **options), options
-    from ml.models.transformer import MiniLMPredictor, TrainConfig
+    from ml.models.transformer.config import TrainConfig
+    from ml.models.transformer.predictor import MiniLMPredictor
 
     config = TrainConfig(epochs=args.minilm_epochs, batch_size=args.minilm_batch_size,
                          learning_rate=args.minilm_lr, seed=args.seed, progress=False)

@@ -43,9 +43,9 @@ FAMILIES: dict[str, str] = {
     "multinomialnb": "ml.models.classical:MultinomialNBPredictor",
     "gru": "ml.models.rnn:GRUPredictor",
     "lstm": "ml.models.rnn:LSTMPredictor",
-    "bert": "ml.models.transformer:BertPredictor",
-    "roberta": "ml.models.transformer:RobertaPredictor",
-    "minilm": "ml.models.transformer:MiniLMPredictor",
+    "bert": "ml.models.transformer.predictor:BertPredictor",
+    "roberta": "ml.models.transformer.predictor:RobertaPredictor",
+    "minilm": "ml.models.transformer.predictor:MiniLMPredictor",
 }
 
 
