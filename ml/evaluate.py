@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ml.data import load_split, read_manifest
 from ml.errors import ModelError
 from ml.predictor import DISPLAY, decide, load_predictor, read_meta
-from ml.train import trained_models
+from ml.training import trained_models
 
 if TYPE_CHECKING:
     import numpy as np

@@ -102,7 +102,7 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     if "embeddings" in train_options:  # GRU/LSTM word vectors: checked now, not hours into the run
         from ml.embeddings import resolve_source
         from ml.models.rnn import EMBEDDING_DIM
-        from ml.train import takes_word_vectors
+        from ml.training import takes_word_vectors
 
         if not any(takes_word_vectors(f) for f in families):
             raise ConfigError("embeddings: no family of this run uses word vectors; add gru or lstm to families, "
@@ -171,7 +171,7 @@ def check_data_version(settings: Settings, expected: str | None) -> None:
 
 def train_family(plan: Mapping[str, Any], family: str, data_version: str | None = None) -> dict[str, Any]:
     """Train one family of the run; the model replaces any earlier one at ``models/<run_id>/<family>``."""
-    from ml.train import distils, takes_word_vectors, train
+    from ml.training import distils, takes_word_vectors, train
 
     settings = settings_for(plan)
     check_data_version(settings, data_version)
@@ -206,7 +206,7 @@ def _check_teacher_of_run(settings: Settings, family: str, teacher: str, data_ve
 def evaluate_run(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Score every model the run saved (the families that failed are simply absent); write the leaderboard."""
     from ml.evaluate import evaluate
-    from ml.train import trained_models
+    from ml.training import trained_models
 
     settings = settings_for(plan)
     if not trained_models(settings):
@@ -356,7 +356,7 @@ def _groups(families: list[str], train_options: dict[str, Any], settings: Settin
     model that exists now (resolved to its folder; every family is independent). Without a teacher every family
     is independent.
     """
-    from ml.train import distils, resolve_teacher
+    from ml.training import distils, resolve_teacher
 
     teacher = train_options.get("teacher")
     alone = {"independent": families, "teachers": [], "students": []}

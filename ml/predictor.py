@@ -110,7 +110,7 @@ class Predictor(ABC):
         return {}
 
     def discard_work_dir(self) -> None:
-        """Remove the last fit's checkpoints. :func:`ml.train.train` keeps them through the fit and calls this
+        """Remove the last fit's checkpoints. :func:`ml.training.train` keeps them through the fit and calls this
         once the model is saved, so a task killed while saving resumes the finished fit instead of retraining."""
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)

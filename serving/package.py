@@ -80,7 +80,7 @@ def read_leaderboard(settings: Settings) -> list[dict[str, Any]]:
 
 def _resolve_model(settings: Settings, model: str | None) -> tuple[str, dict[str, Any] | None]:
     """The model directory name to package, and its leaderboard row when there is one."""
-    from ml.train import trained_models
+    from ml.training import trained_models
 
     names = trained_models(settings)
     if not names:

@@ -36,8 +36,6 @@ they did. The predictor cleans once for every family and feeds the network past 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -46,10 +44,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ml.errors import ConfigError, ModelError
+from ml.errors import ConfigError
 from ml.lengths import covering_length
 from ml.models.checkpoints import discard, ensure_work_dir, fingerprint, resumable_state, work_dir_option, write_last
-from ml.predictor import META_FILE, Predictor, labels_for, load_predictor, read_meta
+from ml.predictor import Predictor, labels_for
 from ml.text import clean, tokenize
 
 log = logging.getLogger(__name__)
@@ -96,79 +94,6 @@ def _dropout_rng(model, states: dict[str, list[int]] | None = None) -> dict[str,
         if name in generators:
             generators[name].state.assign(value)
     return {name: [int(v) for v in gen.state.numpy()] for name, gen in generators.items()}
-
-
-def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence[str], labels: Sequence[str],
-                          cache_dir: str | os.PathLike[str] | None = None) -> tuple[Any, dict[str, Any]]:
-    """A saved model's probabilities for ``cleaned`` texts, columns in the order of ``labels``; and facts.
-
-    With ``cache_dir``, the probabilities are kept there under a hash of the teacher's ``predictor.json`` and the
-    texts, written atomically; a later fit on the same texts (a resumed one, or the LSTM after the GRU) reuses
-    them. A lock per entry makes concurrent fits (parallel DAG tasks) compute each entry once.
-
-    Raises:
-        ConfigError: ``teacher_dir`` is not a saved model, or predicts other classes than ``labels``.
-    """
-    import fcntl
-    import time
-
-    import numpy as np
-
-    path = Path(teacher_dir)
-    try:
-        meta = read_meta(path)
-    except ModelError as exc:  # missing or corrupt predictor.json: a wrong teacher setting
-        raise ConfigError(f"teacher: {exc}") from None
-    if set(meta.get("labels", ())) != set(labels):
-        raise ConfigError(f"teacher {path} predicts {meta.get('labels')}, but the training data has the classes "
-                          f"{list(labels)}; distil from a model trained on the same classes")
-    facts = {"path": str(path), "family": meta.get("family"), "name": meta.get("name", path.name)}
-
-    def compute():
-        started = time.perf_counter()
-        teacher = load_predictor(path)
-        log.info("teacher %s (%s) scores %d training texts", path, teacher.family, len(cleaned))
-        proba = np.asarray(teacher.predict_proba_cleaned(list(cleaned)), dtype=np.float32)
-        proba = proba[:, [list(teacher.labels).index(label) for label in labels]]
-        return proba, {**facts, "seconds": round(time.perf_counter() - started, 1), "reused": False,
-                       "precision": teacher.scoring_precision()}
-
-    if cache_dir is None:
-        return compute()
-    digest = hashlib.sha256((path / META_FILE).read_bytes())
-    for item in sorted(path.rglob("*")):  # a teacher retrained in place has other files (sizes, times)
-        if item.is_file():
-            stat = item.stat()
-            digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    digest.update(json.dumps(list(labels)).encode())
-    from ml.settings import get_settings
-
-    digest.update(get_settings().cpu_bf16.encode())  # a transformer teacher's arithmetic on a CPU
-    for text in cleaned:
-        digest.update(text.encode())
-        digest.update(b"\0")
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    entry = cache / f"{digest.hexdigest()[:32]}.npy"
-    with open(cache / f".{entry.stem}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent fit of the same entry waits, then reuses it
-        if entry.is_file():
-            try:
-                proba = np.load(entry)
-            except (OSError, ValueError, EOFError) as exc:  # a damaged entry is computed again
-                log.warning("ignoring the damaged teacher cache entry %s (%s)", entry, exc)
-                proba = None
-            if proba is not None and proba.shape == (len(cleaned), len(labels)):
-                log.info("teacher probabilities for %d texts reused from %s", len(cleaned), entry)
-                return proba, {**facts, "seconds": 0.0, "reused": True}
-        proba, facts = compute()
-        tmp = entry.with_name(f".{entry.stem}.tmp.npy")
-        with open(tmp, "wb") as fh:
-            np.save(fh, proba)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, entry)
-        return proba, facts
 
 
 _LAYERS: dict[str, Any] = {}
@@ -302,7 +227,7 @@ def build_models(vocabulary: Sequence[str], max_length: int, n_classes: int, *, 
 
 class _RecurrentPredictor(Predictor):
     cell: ClassVar[str]
-    #: Learns from a teacher model's probabilities when given ``teacher`` (see :func:`ml.train.resolve_teacher`).
+    #: Learns from a teacher model's probabilities when given ``teacher`` (see :func:`ml.training.resolve_teacher`).
     distils: ClassVar[bool] = True
     #: Starts its embedding from pretrained word vectors when given ``embeddings`` (see :mod:`ml.embeddings`).
     word_vectors: ClassVar[bool] = True
@@ -311,8 +236,7 @@ class _RecurrentPredictor(Predictor):
                  vocab_size: int = VOCAB_SIZE, max_length: int | None = None, max_length_cap: int = MAX_LENGTH_CAP,
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
                  dropout: float = 0.0, embeddings: str | os.PathLike[str] | None = None,
-                 teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0,
-                 teacher_cache: str | os.PathLike[str] | None = None, seed: int = 42, verbose: int = 0,
+                 teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0, seed: int = 42, verbose: int = 0,
                  work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
         if not 0.0 < teacher_weight <= 1.0:
             raise ConfigError(f"teacher_weight must be above 0 and at most 1, not {teacher_weight} "
@@ -332,12 +256,11 @@ class _RecurrentPredictor(Predictor):
         #: Pretrained vectors for the vocabulary's rows: ``"minilm"`` or a word-vector file (see
         #: :mod:`ml.embeddings`); ``None``: random initialisation.
         self.embeddings = str(embeddings) if embeddings else None
-        #: A saved model directory to distil from (see the module docstring); ``teacher_weight`` is its share
-        #: of each training target, the label's share is the rest.
+        #: The saved model directory this student distils from (see the module docstring): :meth:`fit` then
+        #: takes its probabilities (``teacher_proba``, computed and cached by :mod:`ml.training.teacher`);
+        #: ``teacher_weight`` is their share of each training target, the label's share is the rest.
         self.teacher = str(teacher) if teacher else None
         self.teacher_weight = float(teacher_weight)
-        #: Where the teacher's probabilities are cached (``None``: the work directory).
-        self.teacher_cache = Path(teacher_cache) if teacher_cache else None
         self.seed = seed
         self.verbose = verbose
         #: Checkpoints of the running fit (``last``: weights, optimizer, epoch; ``best.weights.h5``). A fit that
@@ -360,9 +283,8 @@ class _RecurrentPredictor(Predictor):
         """Build from settings (seed) and CLI/DAG options; unknown options are ignored."""
         values = {k: cls._OPTION_TYPES[k](v) for k, v in options.items()
                   if k in cls._OPTION_TYPES and v is not None}
-        cache = options.get("teacher_cache") or Path(settings.home) / "cache" / "teacher"
         return cls(seed=settings.seed, work_dir=work_dir_option(settings, cls.family, options),
-                   keep_work_dir=bool(options.get("keep_work_dir", False)), teacher_cache=cache, **values)
+                   keep_work_dir=bool(options.get("keep_work_dir", False)), **values)
 
     def params(self) -> dict[str, Any]:
         return {"cell": self.cell, "embedding_dim": self.embedding_dim, "units": self.units,
@@ -390,8 +312,17 @@ class _RecurrentPredictor(Predictor):
                   for i in range(0, len(cleaned), 8192)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.max_length), dtype="int32")
 
-    def fit(self, texts, labels, *, val_texts=None, val_labels=None) -> dict[str, Any]:
+    def fit(self, texts, labels, *, val_texts=None, val_labels=None, teacher_proba=None,
+            teacher_facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Train; a student (``teacher`` set) also takes ``teacher_proba``, its teacher's probabilities on
+        ``texts`` (one row per text, columns in the order of the label tuple these labels make), and
+        ``teacher_facts`` about them (returned under ``"teacher"``, with the weight and the agreement)."""
         import numpy as np
+
+        if bool(self.teacher) != (teacher_proba is not None):
+            raise ConfigError(f"{self.family}: teacher_proba goes with a teacher, and a teacher needs its "
+                              f"probabilities on the training texts (teacher {self.teacher!r}; ml.training computes "
+                              "and caches them)")
 
         fit_started = time.perf_counter()
         keras = _keras()
@@ -413,11 +344,14 @@ class _RecurrentPredictor(Predictor):
         one_hot = bool(self.teacher) and not binary  # soft targets over several classes
         y = self._targets(labels, one_hot)  # what early stopping reads on held-out rows: the labels
         work = self._work_dir()
-        teacher_facts = None
         y_fit = y
-        if self.teacher:
-            soft, teacher_facts = teacher_probabilities(self.teacher, cleaned, self.labels,
-                                                        self.teacher_cache or work / "teacher")
+        if not self.teacher:
+            teacher_facts = None
+        else:
+            soft = np.asarray(teacher_proba, dtype="float32")
+            if soft.shape != (len(cleaned), len(self.labels)):
+                raise ValueError(f"teacher_proba has shape {soft.shape}, not {(len(cleaned), len(self.labels))}")
+            teacher_facts = {"path": self.teacher, **(teacher_facts or {})}
             soft = soft[:, 1] if binary else soft  # binary targets are P(positive); y is one-hot otherwise
             y_fit = (self.teacher_weight * soft + (1.0 - self.teacher_weight) * y).astype("float32")
             teacher_facts.update(weight=self.teacher_weight, agreement=round(float(np.mean(

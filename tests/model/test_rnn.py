@@ -230,6 +230,7 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     import shutil
 
     from ml.models.rnn import MODEL_FILE, GRUPredictor, LSTMPredictor
+    from ml.training import fit_predictor
 
     texts, labels = dataset(320, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
     teacher_dir = _teacher(tmp_path, texts[:256], labels[:256])
@@ -246,7 +247,7 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     assert plain.fit(*train, **val)["teacher"] is None
     student = GRUPredictor.from_options(settings, {**options, "teacher": str(teacher_dir),
                                                    "work_dir": tmp_path / "work", "keep_work_dir": True})
-    facts = student.fit(*train, **val)
+    facts = fit_predictor(student, *train, settings, **val)
 
     assert accuracy(student) > 0.9 > 0.6 > accuracy(plain), (accuracy(student), accuracy(plain))
     teacher = facts["teacher"]
@@ -260,13 +261,13 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     # The resumed (finished) fit and an LSTM on the same texts reuse the teacher's probabilities.
     again = GRUPredictor.from_options(settings, {**options, "teacher": str(teacher_dir),
                                                  "work_dir": tmp_path / "work", "keep_work_dir": True})
-    assert again.fit(*train, **val)["teacher"]["reused"] is True
+    assert fit_predictor(again, *train, settings, **val)["teacher"]["reused"] is True
     lstm = LSTMPredictor.from_options(settings, {**options, "epochs": 1, "teacher": str(teacher_dir)})
-    assert lstm.fit(*train, **val)["teacher"]["reused"] is True
+    assert fit_predictor(lstm, *train, settings, **val)["teacher"]["reused"] is True
     # A teacher retrained in place is run again, not read from the cache.
     _teacher(tmp_path, texts[:256], swapped)
     retrained = LSTMPredictor.from_options(settings, {**options, "epochs": 1, "teacher": str(teacher_dir)})
-    assert retrained.fit(*train, **val)["teacher"]["reused"] is False
+    assert fit_predictor(retrained, *train, settings, **val)["teacher"]["reused"] is False
 
     saved = student.save(tmp_path / "student")
     with zipfile.ZipFile(saved / MODEL_FILE) as archive:  # built-in metrics only: any Keras can load it
@@ -281,6 +282,7 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
 def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp_path):
     from ml.errors import ConfigError
     from ml.models.rnn import LSTMPredictor
+    from ml.training import fit_predictor
 
     pools = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
     texts, labels = dataset(300, pools, seed=2)
@@ -289,8 +291,8 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
     rotate = {"negative": "neutral", "neutral": "positive", "positive": "negative"}
     student = LSTMPredictor.from_options(settings, {**SMALL, "epochs": 8, "teacher": str(teacher_dir),
                                                     "teacher_weight": 0.8})
-    facts = student.fit(texts[:240], [rotate[v] for v in labels[:240]], val_texts=texts[240:],
-                        val_labels=labels[240:])
+    facts = fit_predictor(student, texts[:240], [rotate[v] for v in labels[:240]], settings, val_texts=texts[240:],
+                          val_labels=labels[240:])
     assert facts["teacher"]["weight"] == 0.8 and facts["teacher"]["agreement"] < 0.1
     assert facts["history"]["loss"][-1] < facts["history"]["loss"][0] * 0.8
     proba = student.predict_proba(texts[240:])
@@ -300,9 +302,11 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
 
     binary_teacher = _teacher(tmp_path, *dataset(100, {"positive": POSITIVE, "negative": NEGATIVE}), name="binary")
     with pytest.raises(ConfigError, match="other|classes"):
-        LSTMPredictor.from_options(settings, {**SMALL, "epochs": 1, "teacher": str(binary_teacher)}).fit(texts, labels)
+        fit_predictor(LSTMPredictor.from_options(settings, {**SMALL, "epochs": 1, "teacher": str(binary_teacher)}),
+                      texts, labels, settings)
     with pytest.raises(ConfigError, match="not a saved model"):
-        LSTMPredictor.from_options(settings, {**SMALL, "teacher": str(tmp_path / "nowhere")}).fit(texts, labels)
+        fit_predictor(LSTMPredictor.from_options(settings, {**SMALL, "teacher": str(tmp_path / "nowhere")}), texts, labels,
+                      settings)
     for weight in (0.0, 1.5):
         with pytest.raises(ConfigError, match="teacher_weight"):
             LSTMPredictor(teacher=str(teacher_dir), teacher_weight=weight)
@@ -313,7 +317,7 @@ def test_train_keeps_checkpoints_until_the_model_is_saved(prepared):
     """A task killed while saving a finished fit resumes it from the checkpoint instead of training again; the
     checkpoints go once the model is saved."""
     from ml.models.checkpoints import work_dir_option
-    from ml.train import train
+    from ml.training import train
 
     options = {**SMALL, "epochs": 2, "patience": 5}
     work = work_dir_option(prepared, "gru", {})

@@ -456,7 +456,7 @@ def test_three_class_head_when_neutral_labels_are_present(settings, tmp_path, ti
 
 @pytest.mark.slow
 def test_train_command_path_saves_a_loadable_minilm(prepared, no_network):
-    from ml.train import train
+    from ml.training import train
 
     result = train("minilm", prepared, max_samples=48, epochs=1, batch_size=16, progress=False, unknown=None)
     loaded = load_predictor(result["path"])
@@ -573,7 +573,7 @@ def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_
     """The last step is checkpointed inside a run: a failed save costs no training, and the resumed fit restores
     the same best weights."""
     from ml.models.checkpoints import work_dir_option
-    from ml.train import train
+    from ml.training import train
 
     options = {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 32, "learning_rate": 1e-3,
                "progress": False, "eval_every": 4}
