@@ -102,7 +102,7 @@ def build(name: str, args) -> Any:
 
         return LogRegPredictor(seed=args.seed), {}
     if name in ("gru", "lstm"):
-        from ml.models.rnn import GRUPredictor, LSTMPredictor
+        from ml.models.rnn.predictor import GRUPredictor, LSTMPredictor
 
         cls = GRUPredictor if name == "gru" else LSTMPredictor
         options = {"epochs": args.rnn_epochs, "batch_size": args.rnn_batch_size, "patience": 1}

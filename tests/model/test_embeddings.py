@@ -109,7 +109,7 @@ def test_gru_starts_from_the_vectors_and_keeps_no_dependency_on_them(settings, t
     pytest.importorskip("tensorflow")
     from fixtures import NEGATIVE, POSITIVE
 
-    from ml.models.rnn import GRUPredictor
+    from ml.models.rnn.predictor import GRUPredictor
     from ml.predictor import load_predictor
     from ml.text import clean
 
