@@ -130,7 +130,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
     rows = []
     for name in names:
         path = settings.models_dir / name
-        predictor = load_predictor(path)
+        predictor = load_predictor(path, cpu_bf16=settings.cpu_bf16)
         meta = read_meta(path)
         if meta.get("data_version") != manifest["data_version"]:
             log.warning("%s was trained on data version %s, scoring on %s",

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ml.errors import ModelError
+from ml.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +35,8 @@ TERNARY_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 DISPLAY = {"negative": "Negative", "neutral": "Neutral", "positive": "Positive"}
 META_FILE = "predictor.json"
 FORMAT_VERSION = 1
+#: How a transformer may score on a CPU (``cpu_bf16``): fp32, bf16 autocast, or bf16 where it measures faster.
+CPU_BF16_CHOICES: tuple[str, ...] = ("off", "on", "auto")
 
 #: family name -> "module:Class". Classes are imported only when used.
 FAMILIES: dict[str, str] = {
@@ -69,6 +71,9 @@ class Predictor(ABC):
     labels: tuple[str, ...] = BINARY_LABELS
     #: Where a fit that checkpoints keeps them (GRU, LSTM, transformers); ``None`` for the others.
     work_dir: Path | None = None
+    #: A transformer's scoring arithmetic on a CPU (one of :data:`CPU_BF16_CHOICES`; see
+    #: docs/decisions/cpu-bf16-scoring.md), given by ``from_options`` or :func:`load_predictor`; others ignore it.
+    cpu_bf16: str = "off"
 
     @abstractmethod
     def fit(
@@ -93,7 +98,7 @@ class Predictor(ABC):
 
     def scoring_precision(self) -> str | None:
         """The arithmetic :meth:`predict_proba` uses on this machine when a setting can change it (``"fp32"`` or
-        ``"bf16"`` for a transformer, see ``SENTIMENT_CPU_BF16``); ``None``: the model's own, fixed."""
+        ``"bf16"`` for a transformer, see :attr:`cpu_bf16`); ``None``: the model's own, fixed."""
         return None
 
     @abstractmethod
@@ -155,14 +160,37 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(f"{meta_path} is corrupt: {exc}") from None
 
 
-def load_predictor(path: str | os.PathLike[str]) -> Predictor:
-    """Load any saved predictor by path, whatever its family."""
+def load_predictor(path: str | os.PathLike[str], *, cpu_bf16: str = "off") -> Predictor:
+    """Load any saved predictor by path, whatever its family.
+
+    Args:
+        path: A directory written by :meth:`Predictor.save`.
+        cpu_bf16: How a transformer scores on a CPU: ``"off"`` (fp32), ``"on"`` (bf16 autocast) or ``"auto"``;
+            callers pass their settings' ``cpu_bf16``. Other families ignore it.
+
+    Raises:
+        ConfigError: ``cpu_bf16`` is none of those.
+        ModelError: ``path`` is not a saved model of a supported format.
+    """
+    check_cpu_bf16(cpu_bf16)
     meta = read_meta(path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
     predictor = family_class(meta["family"])._load(Path(path), meta)
     predictor.labels = tuple(meta["labels"])
+    predictor.cpu_bf16 = cpu_bf16
     return predictor
+
+
+def check_cpu_bf16(setting: str) -> str:
+    """``setting`` when it is one of :data:`CPU_BF16_CHOICES`.
+
+    Raises:
+        ConfigError: Any other value.
+    """
+    if setting not in CPU_BF16_CHOICES:
+        raise ConfigError(f"cpu_bf16 must be off, on or auto, not {setting!r}")
+    return setting
 
 
 def decide(

@@ -194,7 +194,7 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
                 shutil.copy2(item, target)
     stored = store.get(stored.tag)
     try:
-        load_predictor(stored.path).predict_proba(["packaging check"])
+        load_predictor(stored.path, cpu_bf16=settings.cpu_bf16).predict_proba(["packaging check"])
     except Exception as exc:
         store.delete(stored.tag)
         raise ModelError(f"the packaged copy of {name} does not load ({type(exc).__name__}: {exc}); "

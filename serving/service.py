@@ -109,11 +109,12 @@ class TweetSentiment:
 
     def __init__(self) -> None:
         from ml.predictor import load_predictor
+        from ml.settings import get_settings
 
         stored = self.model
         self.tag = str(stored.tag)
         meta = stored.info.metadata
-        self.predictor = load_predictor(stored.path)
+        self.predictor = load_predictor(stored.path, cpu_bf16=get_settings().cpu_bf16)
         self.labels: tuple[str, ...] = tuple(self.predictor.labels)
         band = CONFIG.band_override or tuple(meta.get("neutral_band") or (0.4, 0.6))
         self.band: tuple[float, float] = (float(band[0]), float(band[1]))

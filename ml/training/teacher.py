@@ -50,7 +50,7 @@ def teacher_probabilities(teacher_dir: str | os.PathLike[str], cleaned: Sequence
 
     def compute():
         started = time.perf_counter()
-        teacher = load_predictor(path)
+        teacher = load_predictor(path, cpu_bf16=cpu_bf16)
         log.info("teacher %s (%s) scores %d training texts", path, teacher.family, len(cleaned))
         proba = np.asarray(teacher.predict_proba_cleaned(list(cleaned)), dtype=np.float32)
         proba = proba[:, [list(teacher.labels).index(label) for label in labels]]

@@ -496,9 +496,9 @@ def test_inference_bf16_setting(monkeypatch):
     assert transformer.inference_bf16(cpu, "auto") is False
     assert transformer.inference_bf16(torch.device("cuda"), "off") is None   # a GPU keeps the loop's default
     monkeypatch.delenv("SENTIMENT_CPU_BF16", raising=False)
-    assert transformer.inference_bf16(cpu) is False                          # default: fp32, as before
+    assert transformer.inference_bf16(cpu, get_settings().cpu_bf16) is False  # default: fp32, as before
     monkeypatch.setenv("SENTIMENT_CPU_BF16", "on")
-    assert transformer.inference_bf16(cpu) is True
+    assert transformer.inference_bf16(cpu, get_settings().cpu_bf16) is True
     with pytest.raises(ConfigError, match="cpu_bf16"):
         get_settings(cpu_bf16="sometimes")
     with pytest.raises(ConfigError, match="cpu_bf16"):
@@ -524,6 +524,7 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
     """SENTIMENT_CPU_BF16=on scores a saved model in bf16 autocast: close to fp32, yet not the fp32 numbers; the
     default stays fp32 and reuses the fit's own loop."""
     from ml.models.transformer.predictor import BertPredictor
+    from ml.settings import get_settings
 
     texts, labels = dataset(48, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
     predictor = BertPredictor.from_options(settings, {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 16,
@@ -531,22 +532,26 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
                                                       "work_dir": tmp_path / "w"})
     predictor.fit(texts[:32], labels[:32])
     monkeypatch.delenv("SENTIMENT_CPU_BF16", raising=False)
+    predictor.cpu_bf16 = get_settings().cpu_bf16           # what from_options passes from the settings
     fp32 = predictor.predict_proba(texts)
     assert predictor._scoring_loop() is predictor._loop and not predictor._loop.bf16
     path = predictor.save(tmp_path / "bert")
-    np.testing.assert_allclose(load_predictor(path).predict_proba(texts), fp32, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(load_predictor(path, cpu_bf16=get_settings().cpu_bf16).predict_proba(texts), fp32,
+                               rtol=0, atol=1e-6)
 
     monkeypatch.setenv("SENTIMENT_CPU_BF16", "on")
-    loaded = load_predictor(path)
+    loaded = load_predictor(path, cpu_bf16=get_settings().cpu_bf16)
     bf16 = loaded.predict_proba(texts)
     assert loaded._scoring_loop().bf16 is True
     assert not np.array_equal(bf16, fp32)                            # bf16 arithmetic did run ...
     np.testing.assert_allclose(bf16, fp32, rtol=0, atol=0.02)        # ... and agrees with fp32
     np.testing.assert_allclose(bf16.sum(axis=1), 1.0, rtol=1e-6)
     assert loaded.scoring_precision() == "bf16"
+    predictor.cpu_bf16 = get_settings().cpu_bf16
     predictor.fit(texts[:32], labels[:32])                 # a refit drops the scorer of the last fit ...
     assert predictor._scoring_loop() is not predictor._loop and predictor.scoring_precision() == "bf16"
     monkeypatch.setenv("SENTIMENT_CPU_BF16", "off")
+    predictor.cpu_bf16 = get_settings().cpu_bf16
     predictor.fit(texts[:32], labels[:32])                 # ... and scores with the new fit's own loop
     assert predictor._scoring_loop() is predictor._loop and predictor.scoring_precision() == "fp32"
 

@@ -11,12 +11,10 @@ import math
 import os
 import time
 
-from ml.errors import ConfigError
+from ml.predictor import check_cpu_bf16
 
 log = logging.getLogger(__name__)
 
-#: The values of the ``cpu_bf16`` option (``SENTIMENT_CPU_BF16`` in the platform's settings).
-CPU_BF16_CHOICES = ("off", "on", "auto")
 #: ``auto`` scores in bf16 only where a bf16 matrix product measures at least this much faster than fp32.
 CPU_BF16_MIN_SPEEDUP = 1.3
 
@@ -66,28 +64,13 @@ def cpu_bf16_speedup(rows: int = 256, width: int = 768, reps: int = 5) -> float:
     return speedup
 
 
-def check_cpu_bf16(setting: str) -> str:
-    """``setting`` when it is one of :data:`CPU_BF16_CHOICES`.
-
-    Raises:
-        ConfigError: Any other value.
-    """
-    if setting not in CPU_BF16_CHOICES:
-        raise ConfigError(f"cpu_bf16 must be off, on or auto, not {setting!r}")
-    return setting
-
-
-def inference_bf16(device, setting: str | None = None) -> bool | None:
+def inference_bf16(device, setting: str) -> bool | None:
     """Whether to score in bf16 autocast on ``device``: ``None`` (the loop's default: bf16 on CUDA) for a GPU;
-    on a CPU what ``setting`` says (``SENTIMENT_CPU_BF16`` when not given): off, on, or auto = the CPU lists AMX
+    on a CPU what ``setting`` (``cpu_bf16``) says: off, on, or auto = the CPU lists AMX
     (:func:`cpu_bf16_native`), oneDNN is there, and a bf16 product measures at least
     :data:`CPU_BF16_MIN_SPEEDUP` times faster (:func:`cpu_bf16_speedup`)."""
     if device.type != "cpu":
         return None
-    if setting is None:
-        from ml.settings import get_settings
-
-        setting = get_settings().cpu_bf16
     if check_cpu_bf16(setting) == "auto":
         import torch
 

@@ -21,7 +21,7 @@ from ml.models.transformer.fit import FineTuning, FitData, StepPlan, start_loop,
 from ml.models.transformer.hub import load_pretrained, minilm_dir
 from ml.models.transformer.loop import TrainLoop, resolve_device
 from ml.models.transformer.precision import inference_bf16
-from ml.predictor import Predictor, labels_for
+from ml.predictor import Predictor, check_cpu_bf16, labels_for
 from ml.text import clean
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class TransformerPredictor(Predictor):
 
     def __init__(self, model_name: str | None = None, config: TrainConfig | None = None,
                  work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False,
-                 compile_cache_dir: str | os.PathLike[str] | None = None) -> None:
+                 compile_cache_dir: str | os.PathLike[str] | None = None, cpu_bf16: str = "off") -> None:
         self.model_name = str(model_name or self.default_model_name())
         self.config = config or TrainConfig(**self._family_defaults())
         self._measure_length = self.config.max_length is None  # each fit measures its own data (a refit too)
@@ -45,6 +45,8 @@ class TransformerPredictor(Predictor):
         self.compile_cache_dir = Path(compile_cache_dir) if compile_cache_dir else None
         self.work_dir = Path(work_dir) if work_dir else None
         self.keep_work_dir = keep_work_dir
+        #: Scoring arithmetic on a CPU: off, on or auto (see :func:`inference_bf16`); not saved with the model.
+        self.cpu_bf16 = check_cpu_bf16(cpu_bf16)
         self.model = None
         self.tokenizer = None
         self.metrics: dict[str, Any] = {}
@@ -64,7 +66,8 @@ class TransformerPredictor(Predictor):
 
     @classmethod
     def from_options(cls, settings, options: dict[str, Any]) -> TransformerPredictor:
-        """Build from settings (seed, artifacts root) and CLI/DAG options; unknown options are ignored."""
+        """Build from settings (seed, artifacts root, ``cpu_bf16``) and CLI/DAG options; unknown options are
+        ignored."""
         values = {k: CONFIG_TYPES[k](v) for k, v in options.items() if k in CONFIG_TYPES and v is not None}
         values.setdefault("seed", settings.seed)
         values = {**cls._family_defaults(), **values}
@@ -74,7 +77,8 @@ class TransformerPredictor(Predictor):
         work_dir = work_dir_option(settings, cls.family, options)
         cache = options.get("compile_cache_dir") or Path(settings.home) / "cache" / "torchinductor"
         return cls(model_name=options.get("model_name"), config=TrainConfig(**values), work_dir=work_dir,
-                   keep_work_dir=bool(options.get("keep_work_dir", False)), compile_cache_dir=cache)
+                   keep_work_dir=bool(options.get("keep_work_dir", False)), compile_cache_dir=cache,
+                   cpu_bf16=settings.cpu_bf16)
 
     def params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, **asdict(self.config)}
@@ -151,7 +155,7 @@ class TransformerPredictor(Predictor):
         precision differs from the training one (bf16 scoring on a CPU, see :func:`inference_bf16`)."""
         if self._scorer is None:
             device = self._loop.device if self._loop is not None else resolve_device(self.config.device)
-            bf16 = inference_bf16(device)
+            bf16 = inference_bf16(device, self.cpu_bf16)
             if bf16 is None:  # a GPU: the fit's own choice, saved with the model (None: bf16 where supported)
                 bf16 = self.config.bf16
             if self._loop is not None and (bf16 is None or self._loop.bf16 == bf16):
