@@ -9,7 +9,8 @@ docs/decisions/rnn-design-and-distillation.md.
 
 Modules: :mod:`.layers` (the Keras objects a saved model names, registered on import: ``import
 ml.models.rnn.layers`` is all ``keras.saving.load_model`` needs), :mod:`.network` (vocabulary, the Keras
-models, loss, weight helpers) and :mod:`.predictor` (:class:`GRUPredictor`, :class:`LSTMPredictor`).
+models, loss, weight helpers), :mod:`.fit` (one fit's epochs, checkpoints and resume) and :mod:`.predictor`
+(:class:`GRUPredictor`, :class:`LSTMPredictor`).
 
 This module holds constants only and imports nothing: light code (the training plan's checks) reads
 ``EMBEDDING_DIM`` here without loading TensorFlow.

@@ -6,42 +6,21 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ml.errors import ConfigError
 from ml.lengths import covering_length
-from ml.models.checkpoints import discard, ensure_work_dir, fingerprint, resumable_state, work_dir_option, write_last
+from ml.models.checkpoints import ensure_work_dir, work_dir_option
 from ml.models.rnn import EMBEDDING_DIM, MAX_LENGTH_CAP, MODEL_FILE, OOV_BUCKETS, VOCAB_SIZE
-from ml.models.rnn.network import (
-    atomic_weights,
-    build_models,
-    build_vocabulary,
-    compile_core,
-    copy_pretrained_vectors,
-    dropout_rng,
-    token_ids,
-)
+from ml.models.rnn.fit import EpochRun
+from ml.models.rnn.network import build_models, build_vocabulary, compile_core, token_ids
 from ml.predictor import Predictor, labels_for
 from ml.text import clean, tokenize
 
 log = logging.getLogger(__name__)
 
 _PREDICT_CHUNK = 2048
-_BEST = "best.weights.h5"
-
-
-@dataclass
-class _Epochs:
-    """Where a fit stands between epochs (what its checkpoints hold)."""
-
-    epoch: int = 0
-    history: dict[str, list[float]] = field(default_factory=dict)
-    best: dict[str, Any] | None = None
-    embeddings: dict[str, Any] | None = None
-    resumed_from: int | None = None
-    earlier_seconds: float | None = None  # the interrupted attempts' time, when resumed
 
 
 class _RecurrentPredictor(Predictor):
@@ -145,19 +124,15 @@ class _RecurrentPredictor(Predictor):
         y_fit, teacher_facts = self._soft_targets(y, teacher_proba, teacher_facts) if soft else (y, None)
         x, y_fit, validation = self._validation(layer, x, y, y_fit, val_texts, val_labels, one_hot=soft)
         loss = compile_core(core, len(self.labels), self.learning_rate, soft=soft)
-        fingerprint = self._fingerprint(x, y_fit, validation)
-        run = self._start(work, core, vocabulary, fingerprint)
-        self._train_epochs(core, work, x, y_fit, validation, run, fingerprint, fit_started)
-        if run.best is not None and run.best["epoch"] != run.epoch:  # early stopping keeps the best epoch's weights
-            core.load_weights(work / _BEST)
+        run = EpochRun(self, core, work, x, y_fit, validation, fit_started)
+        run.start(vocabulary)
+        run.train()
+        run.restore_best()
         if soft and len(self.labels) == 2:  # the saved model names built-in metrics only: any Keras loads it
             core.compile(optimizer=core.optimizer, loss=loss, metrics=["accuracy"])
         if not self.keep_work_dir:
             self.discard_work_dir()
-        return {"epochs_run": run.epoch, "best_epoch": run.best["epoch"] if run.best else run.epoch,
-                "resumed_from_epoch": run.resumed_from,
-                "earlier_seconds": round(run.earlier_seconds, 2) if run.earlier_seconds is not None else None,
-                "max_length": self.max_length, "vocabulary": len(vocabulary),
+        return {**run.facts(), "max_length": self.max_length, "vocabulary": len(vocabulary),
                 "embedding_rows": layer.vocabulary_size(), "embeddings": run.embeddings, "teacher": teacher_facts,
                 "history": run.history}
 
@@ -208,70 +183,6 @@ class _RecurrentPredictor(Predictor):
         order = np.random.default_rng(self.seed).permutation(len(x))
         cut = max(len(x) // 10, 2)
         return x[order[cut:]], y_fit[order[cut:]], (x[order[:cut]], y[order[:cut]])
-
-    def _train_epochs(self, core, work: Path, x, y_fit, validation, run: _Epochs, fingerprint: str,
-                      fit_started: float) -> None:
-        """Epochs until ``epochs`` or early stopping; each ends with a checkpoint (and the best weights)."""
-        import numpy as np
-
-        monitor = "val_loss" if validation is not None else "loss"
-        while run.epoch < self.epochs and (run.best is None or run.epoch - run.best["epoch"] < self.patience):
-            # One fit call per epoch over a (seed, epoch)-shuffled copy: a resumed run sees the same order.
-            order = np.random.default_rng([self.seed, run.epoch]).permutation(len(x))
-            logs = core.fit(x[order], y_fit[order], validation_data=validation, initial_epoch=run.epoch,
-                            epochs=run.epoch + 1, batch_size=self.batch_size, shuffle=False,
-                            verbose=self.verbose).history
-            run.epoch += 1
-            for key, values in logs.items():
-                run.history.setdefault(key, []).append(round(float(values[-1]), 5))
-            if run.best is None or run.history[monitor][-1] < run.best["value"]:
-                run.best = {"epoch": run.epoch, "value": run.history[monitor][-1]}
-                atomic_weights(core, work / _BEST)
-            state = {"fingerprint": fingerprint, "epoch": run.epoch, "history": run.history, "best": run.best,
-                     "dropout_rng": dropout_rng(core), "embeddings": run.embeddings,
-                     "seconds": (run.earlier_seconds or 0.0) + time.perf_counter() - fit_started}
-            with write_last(work, state) as tmp:  # weights with the optimizer's state, and the epoch, history, best
-                core.save_weights(tmp / "model.weights.h5")
-            for callback in self.callbacks:
-                callback({"epoch": run.epoch, "history": run.history})
-
-    # ------------------------------------------------------------------------------------- checkpoints
-    def _fingerprint(self, x, y, validation) -> str:
-        """Identifies a training run: a checkpoint is only resumed by the same token ids, labels and settings."""
-        settings = {k: v for k, v in self.params().items() if k not in ("epochs", "patience")}
-        return fingerprint([array.tobytes() for array in (x, y, *(validation or ()))], settings)
-
-    def _start(self, work: Path, core, vocabulary: Sequence[str], fingerprint: str) -> _Epochs:
-        """Resume from ``work/last`` when it holds a checkpoint of this run; otherwise start at epoch 0, from the
-        pretrained word vectors when asked (a resumed fit has its trained embedding in the checkpoint)."""
-        state = self._resume(work, core, fingerprint)
-        if state is None:
-            embeddings = copy_pretrained_vectors(core, vocabulary, self.embeddings, self.embedding_dim) \
-                if self.embeddings else None
-            return _Epochs(embeddings=embeddings)
-        log.info("resuming %s from epoch %d of %d (%s)", self.family, state["epoch"], self.epochs, work)
-        return _Epochs(epoch=state["epoch"], history=state["history"], best=state["best"],
-                       embeddings=state.get("embeddings"), resumed_from=state["epoch"],
-                       earlier_seconds=float(state.get("seconds", 0.0)))
-
-    def _resume(self, work: Path, core, fingerprint: str) -> dict[str, Any] | None:
-        """Load ``work/last`` into ``core`` when it belongs to this run and return its state, else ``None``."""
-        state = resumable_state(work, fingerprint, discard_with=(_BEST,))
-        if state is None:
-            return None
-        if state["epoch"] > self.epochs:  # trained longer than this fit asks: not a part of it
-            log.warning("ignoring the checkpoint in %s: it is at epoch %d, past this fit's %d epochs",
-                        work, state["epoch"], self.epochs)
-            discard(work, (_BEST,))
-            return None
-        best = state.get("best")
-        if state["epoch"] >= self.epochs or (best and state["epoch"] - best["epoch"] >= self.patience):
-            log.warning("%s: the checkpoint in %s holds a finished fit whose model was not saved; using it",
-                        self.family, work)
-        core.optimizer.build(core.trainable_variables)
-        core.load_weights(work / "last" / "model.weights.h5")
-        dropout_rng(core, state.get("dropout_rng"))
-        return state
 
     # ----------------------------------------------------------------------------------------- predict
     def _serving_function(self):
