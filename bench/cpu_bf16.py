@@ -42,7 +42,8 @@ def main(argv=None) -> list[dict]:
     import pandas as pd
     import torch
 
-    from ml.models.transformer import TrainLoop, cpu_bf16_native
+    from ml.models.transformer.loop import TrainLoop
+    from ml.models.transformer.precision import cpu_bf16_native
     from ml.predictor import load_predictor
 
     args = parse_args(argv)

@@ -11,7 +11,7 @@ Example (about 20 minutes on 2 busy cores)::
     python bench/neural.py --data ../shared/data --subset 20000 --minilm-subset 4000
 
 ``--rnn-teacher minilm`` distils GRU and LSTM from the MiniLM fine-tuned in the same run (trained first). Its
-probabilities on the RNNs' training rows are computed inside the first RNN's fit, whose seconds include that
+probabilities on the RNNs' training rows are computed for the first RNN's fit, whose seconds include that
 pass; the second reuses them (``fit.teacher.seconds``/``reused`` say which)::
 
     python bench/neural.py --data ../shared/data --subset 0 --minilm-subset 20000 \
@@ -102,7 +102,7 @@ def build(name: str, args) -> Any:
 
         return LogRegPredictor(seed=args.seed), {}
     if name in ("gru", "lstm"):
-        from ml.models.rnn import GRUPredictor, LSTMPredictor
+        from ml.models.rnn.predictor import GRUPredictor, LSTMPredictor
 
         cls = GRUPredictor if name == "gru" else LSTMPredictor
         options = {"epochs": args.rnn_epochs, "batch_size": args.rnn_batch_size, "patience": 1}
@@ -110,8 +110,9 @@ def build(name: str, args) -> Any:
                                           ("embeddings", args.rnn_embeddings),
                                           ("teacher", args.teacher_dir), ("teacher_weight", args.rnn_teacher_weight))
                         if v is not None})
-        return cls(seed=args.seed, teacher_cache=args.teacher_cache, **options), options
-    from ml.models.transformer import MiniLMPredictor, TrainConfig
+        return cls(seed=args.seed, **options), options
+    from ml.models.transformer.config import TrainConfig
+    from ml.models.transformer.predictor import MiniLMPredictor
 
     config = TrainConfig(epochs=args.minilm_epochs, batch_size=args.minilm_batch_size,
                          learning_rate=args.minilm_lr, seed=args.seed, progress=False)
@@ -127,9 +128,14 @@ def run_one(name: str, args, train, val, test, queue) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        from ml.settings import get_settings
+        from ml.training import fit_predictor
+
         predictor, options = build(name, args)
         started = time.perf_counter()
-        facts = predictor.fit(train[0], train[1], val_texts=val[0], val_labels=val[1])
+        # A student also gets its teacher's probabilities (computed once, cached for the next RNN).
+        facts = fit_predictor(predictor, train[0], train[1], get_settings(), val_texts=val[0], val_labels=val[1],
+                              teacher_cache=args.teacher_cache)
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
         proba = predictor.predict_proba(test[0])

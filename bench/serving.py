@@ -175,9 +175,10 @@ def serve_baseline(model_dir: str, port: int) -> None:
     from flask import Flask, jsonify, request
 
     from ml.predictor import decide, load_predictor
+    from ml.settings import get_settings
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request log lines
-    predictor = load_predictor(model_dir)
+    predictor = load_predictor(model_dir, cpu_bf16=get_settings().model.cpu_bf16)
     app = Flask("baseline")
 
     @app.get("/health")
@@ -223,7 +224,7 @@ def bench_model(name: str, settings, texts: list[str], args: argparse.Namespace,
 
     info = package_model(settings, name)
     emit(bench="serving", step="package", model=name, tag=info["tag"], family=info["family"])
-    predictor = load_predictor(info["path"])
+    predictor = load_predictor(info["path"], cpu_bf16=settings.model.cpu_bf16)  # as the service scores
     own = {b: in_process(name, predictor, texts, b, args.duration, args.max_requests) for b in BATCHES}
     del predictor
 

@@ -36,15 +36,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ml.lengths import covering_length  # noqa: E402
-from ml.models.transformer import (  # noqa: E402
-    DEFAULT_COMPILE_MODE,
-    MAX_LENGTH_CAP,
-    TrainLoop,
-    length_grouped_batches,
-    load_pretrained,
-    make_batch,
-    minilm_dir,
-)
+from ml.models.transformer.batching import length_grouped_batches, make_batch  # noqa: E402
+from ml.models.transformer.compilation import DEFAULT_COMPILE_MODE  # noqa: E402
+from ml.models.transformer.config import MAX_LENGTH_CAP  # noqa: E402
+from ml.models.transformer.hub import load_pretrained, minilm_dir  # noqa: E402
+from ml.models.transformer.loop import TrainLoop  # noqa: E402
 from ml.text import clean  # noqa: E402
 
 TRAIN_TWEETS = 1_280_000   # the training split of the full 1.6M Sentiment140 file (80%)
@@ -281,7 +277,7 @@ def main(argv=None) -> list[dict]:
     import torch
     import transformers
 
-    from ml.models.transformer import resolve_device
+    from ml.models.transformer.loop import resolve_device
 
     args = parse_args(argv)
     device = resolve_device(args.device)

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transformer import CONFIGS as ARCHITECTURES  # noqa: E402  (bench/transformer.py: sizes by name)
 from transformer import dynamo_stats  # noqa: E402  (bench/transformer.py: sizes by name)
 
-from ml.models.transformer import COMPILE_SCOPES, DEFAULT_COMPILE_MODE, DEFAULT_COMPILE_SCOPE  # noqa: E402
+from ml.models.transformer.compilation import COMPILE_SCOPES, DEFAULT_COMPILE_MODE, DEFAULT_COMPILE_SCOPE  # noqa: E402
 
 HEAD_TAIL = Path("sentiment140") / "head_tail_100k.csv.gz"
 ALL_TWEETS = 1_600_000
@@ -127,7 +127,7 @@ def save_model(args, directory: Path) -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from ml.models.transformer import minilm_dir
+    from ml.models.transformer.hub import minilm_dir
 
     if args.model:
         return {"model": args.model, "weights": "pretrained", "model_dir": args.model}
@@ -174,7 +174,10 @@ def main(argv=None) -> dict:
     import torch
     import transformers
 
-    from ml.models.transformer import MAX_LENGTH_CAP, BertPredictor, TrainConfig, encode_ids, resolve_device
+    from ml.models.transformer.batching import encode_ids
+    from ml.models.transformer.config import MAX_LENGTH_CAP, TrainConfig
+    from ml.models.transformer.loop import resolve_device
+    from ml.models.transformer.predictor import BertPredictor
     from ml.text import clean
 
     args = parse_args(argv)

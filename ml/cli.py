@@ -125,7 +125,7 @@ def train_cmd(
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:
     """Train one model family on the prepared training split and save it under models/<run>/<name>/."""
-    from ml.train import train
+    from ml.training import train
 
     if family not in FAMILIES:
         raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")

@@ -108,7 +108,7 @@ def _minilm_vectors(words: list[str]):
     from safetensors.numpy import load_file
     from transformers import AutoTokenizer
 
-    from ml.models.transformer import minilm_dir
+    from ml.models.transformer.hub import minilm_dir
 
     model = minilm_dir()
     table = next(v for k, v in load_file(str(model / "model.safetensors")).items() if k.endswith("word_embeddings.weight"))

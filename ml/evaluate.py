@@ -24,7 +24,7 @@ from ml.data import load_split, read_manifest
 from ml.drift import profile
 from ml.errors import ModelError
 from ml.predictor import DISPLAY, decide, load_predictor, read_meta
-from ml.train import trained_models
+from ml.training import trained_models
 
 if TYPE_CHECKING:
     import numpy as np
@@ -137,7 +137,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
     rows = []
     for name in names:
         path = settings.models_dir / name
-        predictor = load_predictor(path)
+        predictor = load_predictor(path, cpu_bf16=settings.model.cpu_bf16)
         meta = read_meta(path)
         if meta.get("data_version") != manifest["data_version"]:
             log.warning("%s was trained on data version %s, scoring on %s",

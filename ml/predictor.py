@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ml.errors import ModelError
+from ml.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,17 +35,19 @@ TERNARY_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 DISPLAY = {"negative": "Negative", "neutral": "Neutral", "positive": "Positive"}
 META_FILE = "predictor.json"
 FORMAT_VERSION = 1
+#: How a transformer may score on a CPU (``cpu_bf16``): fp32, bf16 autocast, or bf16 where it measures faster.
+CPU_BF16_CHOICES: tuple[str, ...] = ("off", "on", "auto")
 
 #: family name -> "module:Class". Classes are imported only when used.
 FAMILIES: dict[str, str] = {
     "logreg": "ml.models.classical:LogRegPredictor",
     "linearsvc": "ml.models.classical:LinearSVCPredictor",
     "multinomialnb": "ml.models.classical:MultinomialNBPredictor",
-    "gru": "ml.models.rnn:GRUPredictor",
-    "lstm": "ml.models.rnn:LSTMPredictor",
-    "bert": "ml.models.transformer:BertPredictor",
-    "roberta": "ml.models.transformer:RobertaPredictor",
-    "minilm": "ml.models.transformer:MiniLMPredictor",
+    "gru": "ml.models.rnn.predictor:GRUPredictor",
+    "lstm": "ml.models.rnn.predictor:LSTMPredictor",
+    "bert": "ml.models.transformer.predictor:BertPredictor",
+    "roberta": "ml.models.transformer.predictor:RobertaPredictor",
+    "minilm": "ml.models.transformer.predictor:MiniLMPredictor",
 }
 
 
@@ -70,6 +71,9 @@ class Predictor(ABC):
     labels: tuple[str, ...] = BINARY_LABELS
     #: Where a fit that checkpoints keeps them (GRU, LSTM, transformers); ``None`` for the others.
     work_dir: Path | None = None
+    #: A transformer's scoring arithmetic on a CPU (one of :data:`CPU_BF16_CHOICES`; see
+    #: docs/decisions/cpu-bf16-scoring.md), given by ``from_options`` or :func:`load_predictor`; others ignore it.
+    cpu_bf16: str = "off"
 
     @abstractmethod
     def fit(
@@ -94,7 +98,7 @@ class Predictor(ABC):
 
     def scoring_precision(self) -> str | None:
         """The arithmetic :meth:`predict_proba` uses on this machine when a setting can change it (``"fp32"`` or
-        ``"bf16"`` for a transformer, see ``SENTIMENT_CPU_BF16``); ``None``: the model's own, fixed."""
+        ``"bf16"`` for a transformer, see :attr:`cpu_bf16`); ``None``: the model's own, fixed."""
         return None
 
     @abstractmethod
@@ -111,7 +115,7 @@ class Predictor(ABC):
         return {}
 
     def discard_work_dir(self) -> None:
-        """Remove the last fit's checkpoints. :func:`ml.train.train` keeps them through the fit and calls this
+        """Remove the last fit's checkpoints. :func:`ml.training.train` keeps them through the fit and calls this
         once the model is saved, so a task killed while saving resumes the finished fit instead of retraining."""
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -156,14 +160,37 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(f"{meta_path} is corrupt: {exc}") from None
 
 
-def load_predictor(path: str | os.PathLike[str]) -> Predictor:
-    """Load any saved predictor by path, whatever its family."""
+def load_predictor(path: str | os.PathLike[str], *, cpu_bf16: str = "off") -> Predictor:
+    """Load any saved predictor by path, whatever its family.
+
+    Args:
+        path: A directory written by :meth:`Predictor.save`.
+        cpu_bf16: How a transformer scores on a CPU: ``"off"`` (fp32), ``"on"`` (bf16 autocast) or ``"auto"``;
+            callers pass their settings' ``cpu_bf16``. Other families ignore it.
+
+    Raises:
+        ConfigError: ``cpu_bf16`` is none of those.
+        ModelError: ``path`` is not a saved model of a supported format.
+    """
+    check_cpu_bf16(cpu_bf16)
     meta = read_meta(path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
     predictor = family_class(meta["family"])._load(Path(path), meta)
     predictor.labels = tuple(meta["labels"])
+    predictor.cpu_bf16 = cpu_bf16
     return predictor
+
+
+def check_cpu_bf16(setting: str) -> str:
+    """``setting`` when it is one of :data:`CPU_BF16_CHOICES`.
+
+    Raises:
+        ConfigError: Any other value.
+    """
+    if setting not in CPU_BF16_CHOICES:
+        raise ConfigError(f"cpu_bf16 must be off, on or auto, not {setting!r}")
+    return setting
 
 
 def decide(
@@ -201,37 +228,3 @@ def atomic_dir(target: Path):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-
-def work_dir_option(settings, family: str, options: dict[str, Any]) -> Path:
-    """Where a family keeps the checkpoints of a running fit: ``options["work_dir"]``, else the folder
-    ``work``, run id, family under the platform's home (stable across retries of a run, so a retry can resume)."""
-    return Path(options.get("work_dir") or Path(settings.home) / "work" / settings.training.run_id / family)
-
-
-def checkpoint_state(work: Path, fingerprint: str, discard: Sequence[str] = ()) -> dict[str, Any] | None:
-    """The ``state.json`` of the checkpoint ``work/last`` when it belongs to the run ``fingerprint``.
-
-    ``None`` when there is none. A checkpoint of another run (other data or settings) is removed, with the
-    ``discard`` paths under ``work`` that belong to it (best weights), so it can never be resumed by mistake.
-    """
-    state_file = work / "last" / "state.json"
-    if not state_file.is_file():
-        return None
-    state = json.loads(state_file.read_text())
-    if state.get("fingerprint") == fingerprint:
-        return state
-    logging.getLogger(__name__).warning(
-        "ignoring the checkpoint in %s: it belongs to another run (data or settings differ)", work)
-    for path in (work / name for name in ("last", *discard)):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    return None
-
-
-def ensure_work_dir(work_dir: Path | None, family: str) -> Path:
-    """``work_dir``, created; a new temporary directory when it is ``None`` (a fit outside any run)."""
-    path = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix=f"{family}-work-"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path

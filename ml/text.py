@@ -53,7 +53,3 @@ def clean(text: str | None) -> str:
     """The cleaned tweet as one space-joined string (what sequence models and transformers read)."""
     return " ".join(tokenize(text))
 
-
-def clean_many(texts: list[str] | tuple[str, ...]) -> list[str]:
-    """:func:`clean` over a batch."""
-    return [clean(t) for t in texts]

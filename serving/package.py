@@ -34,7 +34,7 @@ BENTOFILE = SERVING_DIR / "bentofile.yaml"
 
 def _resolve_model(settings: Settings, model: str | None) -> tuple[str, dict[str, Any] | None]:
     """The model directory name to package, and its leaderboard row when there is one."""
-    from ml.train import trained_models
+    from ml.training import trained_models
 
     names = trained_models(settings)
     if not names:
@@ -92,7 +92,7 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
         settings: Platform settings (artifacts root, run, Neutral band, model store).
         model: A model name under ``models/<run>/`` or a family name; default: the champion of the run's
             leaderboard (see :func:`ml.champion.select_champion`).
-        run_id: Package from this run instead of ``settings.run_id``.
+        run_id: Package from this run instead of ``settings.training.run_id``.
 
     Returns:
         The tag, the model name, family, run id, data version, metrics, Neutral band, labels and store path.
@@ -147,7 +147,7 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
                 shutil.copy2(item, target)
     stored = store.get(stored.tag)
     try:
-        load_predictor(stored.path).predict_proba(["packaging check"])
+        load_predictor(stored.path, cpu_bf16=settings.model.cpu_bf16).predict_proba(["packaging check"])
     except Exception as exc:
         store.delete(stored.tag)
         raise ModelError(f"the packaged copy of {name} does not load ({type(exc).__name__}: {exc}); "

@@ -120,7 +120,7 @@ class TweetSentiment:
         stored = self.model
         self.tag = str(stored.tag)
         meta = stored.info.metadata
-        self.predictor = load_predictor(stored.path)
+        self.predictor = load_predictor(stored.path, cpu_bf16=SETTINGS.model.cpu_bf16)
         self.labels: tuple[str, ...] = tuple(self.predictor.labels)
         band = BAND_OVERRIDE or tuple(meta.get("neutral_band") or (0.4, 0.6))
         self.band: tuple[float, float] = (float(band[0]), float(band[1]))

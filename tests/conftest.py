@@ -65,7 +65,7 @@ def trained_home(tmp_path_factory, s140_zip) -> Path:
     """
     from ml.data import prepare
     from ml.settings import get_settings
-    from ml.train import train
+    from ml.training import train
 
     root = tmp_path_factory.mktemp("trained") / "home"
     settings = get_settings(home=root)

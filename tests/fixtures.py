@@ -76,11 +76,11 @@ def make_s140_zip(path: Path, n_train: int = 400, n_test: int = 60, seed: int = 
 
 
 def train_failing_to_save(family: str, settings, **options) -> None:
-    """``ml.train.train`` whose fit completes but whose save fails as on a full disk (asserts the OSError)."""
+    """``ml.training.train`` whose fit completes but whose save fails as on a full disk (asserts the OSError)."""
     import pytest
 
     from ml.predictor import Predictor
-    from ml.train import train
+    from ml.training import train
 
     def disk_full(self, path, extra_meta=None):
         raise OSError(28, "No space left on device")

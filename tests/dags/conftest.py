@@ -36,7 +36,7 @@ def tiny_transformer(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer BERT (about 1M parameters) with the MiniLM tokenizer, saved locally."""
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from ml.models.transformer import minilm_dir
+    from ml.models.transformer.hub import minilm_dir
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)

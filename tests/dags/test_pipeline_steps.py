@@ -163,7 +163,7 @@ def test_steps_end_to_end_idempotent_and_a_failed_family_is_reported(home, s140_
 def test_a_run_distils_gru_from_a_model_of_an_earlier_run(home, s140_zip):
     """``teacher`` names a saved model of an earlier run: GRU learns from it, LogisticRegression ignores it."""
     from ml.errors import ConfigError
-    from ml.train import train
+    from ml.training import train
 
     earlier = plan_run({"families": ["logreg"], "data_url": s140_zip.as_uri()}, "manual__earlier")
     data = prepare_data(earlier, fetch_data(earlier)["archive"])

@@ -102,6 +102,20 @@ def test_registry_and_bad_paths(tmp_path):
         load_predictor(tmp_path)
 
 
+def test_load_predictor_takes_the_scoring_option_every_family_accepts(tmp_path, settings):
+    """``cpu_bf16`` reaches any loaded predictor (a transformer's scoring precision; the others ignore it)."""
+    from ml.errors import ConfigError
+
+    texts, labels = _data(3)
+    model = family_class("logreg").from_options(settings, {})
+    model.fit(texts, labels)
+    path = model.save(tmp_path / "logreg")
+    assert load_predictor(path).cpu_bf16 == "off" and load_predictor(path, cpu_bf16="auto").cpu_bf16 == "auto"
+    assert load_predictor(path, cpu_bf16="on").scoring_precision() is None       # a classical model's own
+    with pytest.raises(ConfigError, match="cpu_bf16 must be off, on or auto"):
+        load_predictor(path, cpu_bf16="sometimes")
+
+
 def test_save_is_atomic_on_failure(tmp_path, settings, monkeypatch):
     texts, labels = _data(5)
     model = family_class("logreg").from_options(settings, {})

@@ -109,7 +109,7 @@ def test_gru_starts_from_the_vectors_and_keeps_no_dependency_on_them(settings, t
     pytest.importorskip("tensorflow")
     from fixtures import NEGATIVE, POSITIVE
 
-    from ml.models.rnn import GRUPredictor
+    from ml.models.rnn.predictor import GRUPredictor
     from ml.predictor import load_predictor
     from ml.text import clean
 
@@ -159,7 +159,7 @@ def test_gru_starts_from_the_vectors_and_keeps_no_dependency_on_them(settings, t
 
 
 def test_train_checks_the_option_before_loading_data(settings, tmp_path):
-    from ml.train import train
+    from ml.training import train
 
     with pytest.raises(ConfigError, match="--embeddings applies to gru and lstm, not to logreg"):
         train("logreg", settings, embeddings="minilm")

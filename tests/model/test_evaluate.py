@@ -10,7 +10,7 @@ import pytest
 
 from ml.errors import ModelError
 from ml.evaluate import evaluate, score_test
-from ml.train import train, trained_models
+from ml.training import train, trained_models
 
 
 @pytest.mark.slow

@@ -35,7 +35,9 @@ def dataset(n: int, pools: dict[str, list[str]], seed: int = 0) -> tuple[list[st
 
 
 def test_vocabulary_layout_pad_oov_buckets_and_10501_rows():
-    from ml.models.rnn import EMBEDDING_ROWS, GRUPredictor, build_models, build_vocabulary
+    from ml.models.rnn import EMBEDDING_ROWS
+    from ml.models.rnn.network import build_models, build_vocabulary
+    from ml.models.rnn.predictor import GRUPredictor
 
     vocab_words = words(10_200)
     # The first 10,000 words appear twice, the last 200 once: exactly the first 10,000 make the vocabulary.
@@ -86,7 +88,8 @@ def test_vocabulary_layout_pad_oov_buckets_and_10501_rows():
 
 @pytest.mark.slow
 def test_gru_trains_predicts_and_roundtrips(settings, tmp_path):
-    from ml.models.rnn import MODEL_FILE, GRUPredictor
+    from ml.models.rnn import MODEL_FILE
+    from ml.models.rnn.predictor import GRUPredictor
 
     texts, labels = dataset(320, {"positive": POSITIVE, "negative": NEGATIVE})
     predictor = GRUPredictor.from_options(settings, {**SMALL, "epochs": 6})
@@ -124,7 +127,7 @@ def test_gru_trains_predicts_and_roundtrips(settings, tmp_path):
     # model.keras alone predicts on raw tweets: it cleans them with ml.text.clean itself
     import keras
 
-    from ml.models.rnn import custom_objects
+    from ml.models.rnn.layers import custom_objects
 
     alone = keras.saving.load_model(path / MODEL_FILE, custom_objects=custom_objects(), compile=False)
     raw += ["I LOVE this so much &amp; more", "@jo WHAT a TERRIBLE day", "café olé 😀", ""]
@@ -136,9 +139,46 @@ def test_gru_trains_predicts_and_roundtrips(settings, tmp_path):
     assert not (tokens(np.array(["I LOVE this"], dtype=object)).numpy()[0, :3] <= 500).any()   # no OOV rows
 
 
+def test_saved_model_keras_loads_in_a_fresh_process_with_only_the_layers_module(settings, tmp_path):
+    """A plain ``keras.saving.load_model`` (no ``custom_objects``) in a new interpreter: importing
+    ``ml.models.rnn.layers`` registers what the file names, and the model then predicts on raw tweets what the
+    predictor does. Without that import Keras cannot find the ``TokenIds`` class."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ml.models.rnn import MODEL_FILE
+    from ml.models.rnn.predictor import GRUPredictor
+
+    texts, labels = dataset(64, {"positive": POSITIVE, "negative": NEGATIVE}, seed=11)
+    predictor = GRUPredictor.from_options(settings, {**SMALL, "epochs": 1, "work_dir": tmp_path / "w"})
+    predictor.fit(texts, labels)
+    path = predictor.save(tmp_path / "gru") / MODEL_FILE
+    raw = ["@bob I LOVE this!!! http://t.co/x #Happy", "so SAD... www.example.com", "caf\u00e9 ol\u00e9 \U0001f600", ""]
+    script = "\n".join([
+        "import json, sys",
+        "import keras, numpy as np",
+        "try:",
+        "    keras.saving.load_model(sys.argv[1])",
+        "except Exception as exc:",
+        "    print(json.dumps({'without_import': str(exc)}))",
+        "import ml.models.rnn.layers",
+        "model = keras.saving.load_model(sys.argv[1])",
+        "print(json.dumps(model.predict(np.array(json.loads(sys.argv[2]), dtype=object), verbose=0)[:, 0].tolist()))",
+    ])
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script, str(path), json.dumps(raw)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    failed, predicted = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
+    assert "Could not locate class 'TokenIds'" in failed["without_import"]
+    np.testing.assert_allclose(predicted, predictor.predict_proba(raw)[:, 1], atol=1e-6)
+
+
 @pytest.mark.slow
 def test_lstm_three_classes(settings, tmp_path):
-    from ml.models.rnn import LSTMPredictor
+    from ml.models.rnn.predictor import LSTMPredictor
 
     texts, labels = dataset(300, {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}, seed=1)
     predictor = LSTMPredictor.from_options(settings, {**SMALL, "epochs": 8, "dropout": 0.1})
@@ -167,7 +207,7 @@ def test_lstm_three_classes(settings, tmp_path):
 def test_resume_after_interruption_continues_at_the_next_epoch(settings, tmp_path):
     """A fit killed after epoch 2 of 4 resumes at epoch 3 from its checkpoint and ends where an uninterrupted
     fit ends; a checkpoint of other data is ignored; the work directory goes after success."""
-    from ml.models.rnn import GRUPredictor
+    from ml.models.rnn.predictor import GRUPredictor
 
     texts, labels = dataset(192, {"positive": POSITIVE, "negative": NEGATIVE}, seed=3)
     train, val = (texts[:160], labels[:160]), {"val_texts": texts[160:], "val_labels": labels[160:]}
@@ -229,7 +269,9 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     teacher, and a resumed fit reuses the teacher's probabilities instead of recomputing them."""
     import shutil
 
-    from ml.models.rnn import MODEL_FILE, GRUPredictor, LSTMPredictor
+    from ml.models.rnn import MODEL_FILE
+    from ml.models.rnn.predictor import GRUPredictor, LSTMPredictor
+    from ml.training import fit_predictor
 
     texts, labels = dataset(320, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
     teacher_dir = _teacher(tmp_path, texts[:256], labels[:256])
@@ -246,7 +288,7 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     assert plain.fit(*train, **val)["teacher"] is None
     student = GRUPredictor.from_options(settings, {**options, "teacher": str(teacher_dir),
                                                    "work_dir": tmp_path / "work", "keep_work_dir": True})
-    facts = student.fit(*train, **val)
+    facts = fit_predictor(student, *train, settings, **val)
 
     assert accuracy(student) > 0.9 > 0.6 > accuracy(plain), (accuracy(student), accuracy(plain))
     teacher = facts["teacher"]
@@ -260,13 +302,13 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
     # The resumed (finished) fit and an LSTM on the same texts reuse the teacher's probabilities.
     again = GRUPredictor.from_options(settings, {**options, "teacher": str(teacher_dir),
                                                  "work_dir": tmp_path / "work", "keep_work_dir": True})
-    assert again.fit(*train, **val)["teacher"]["reused"] is True
+    assert fit_predictor(again, *train, settings, **val)["teacher"]["reused"] is True
     lstm = LSTMPredictor.from_options(settings, {**options, "epochs": 1, "teacher": str(teacher_dir)})
-    assert lstm.fit(*train, **val)["teacher"]["reused"] is True
+    assert fit_predictor(lstm, *train, settings, **val)["teacher"]["reused"] is True
     # A teacher retrained in place is run again, not read from the cache.
     _teacher(tmp_path, texts[:256], swapped)
     retrained = LSTMPredictor.from_options(settings, {**options, "epochs": 1, "teacher": str(teacher_dir)})
-    assert retrained.fit(*train, **val)["teacher"]["reused"] is False
+    assert fit_predictor(retrained, *train, settings, **val)["teacher"]["reused"] is False
 
     saved = student.save(tmp_path / "student")
     with zipfile.ZipFile(saved / MODEL_FILE) as archive:  # built-in metrics only: any Keras can load it
@@ -280,7 +322,8 @@ def test_distillation_learns_the_teachers_knowledge_not_the_noisy_labels(setting
 @pytest.mark.slow
 def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp_path):
     from ml.errors import ConfigError
-    from ml.models.rnn import LSTMPredictor
+    from ml.models.rnn.predictor import LSTMPredictor
+    from ml.training import fit_predictor
 
     pools = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
     texts, labels = dataset(300, pools, seed=2)
@@ -289,8 +332,8 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
     rotate = {"negative": "neutral", "neutral": "positive", "positive": "negative"}
     student = LSTMPredictor.from_options(settings, {**SMALL, "epochs": 8, "teacher": str(teacher_dir),
                                                     "teacher_weight": 0.8})
-    facts = student.fit(texts[:240], [rotate[v] for v in labels[:240]], val_texts=texts[240:],
-                        val_labels=labels[240:])
+    facts = fit_predictor(student, texts[:240], [rotate[v] for v in labels[:240]], settings, val_texts=texts[240:],
+                          val_labels=labels[240:])
     assert facts["teacher"]["weight"] == 0.8 and facts["teacher"]["agreement"] < 0.1
     assert facts["history"]["loss"][-1] < facts["history"]["loss"][0] * 0.8
     proba = student.predict_proba(texts[240:])
@@ -300,9 +343,11 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
 
     binary_teacher = _teacher(tmp_path, *dataset(100, {"positive": POSITIVE, "negative": NEGATIVE}), name="binary")
     with pytest.raises(ConfigError, match="other|classes"):
-        LSTMPredictor.from_options(settings, {**SMALL, "epochs": 1, "teacher": str(binary_teacher)}).fit(texts, labels)
+        fit_predictor(LSTMPredictor.from_options(settings, {**SMALL, "epochs": 1, "teacher": str(binary_teacher)}),
+                      texts, labels, settings)
     with pytest.raises(ConfigError, match="not a saved model"):
-        LSTMPredictor.from_options(settings, {**SMALL, "teacher": str(tmp_path / "nowhere")}).fit(texts, labels)
+        fit_predictor(LSTMPredictor.from_options(settings, {**SMALL, "teacher": str(tmp_path / "nowhere")}), texts, labels,
+                      settings)
     for weight in (0.0, 1.5):
         with pytest.raises(ConfigError, match="teacher_weight"):
             LSTMPredictor(teacher=str(teacher_dir), teacher_weight=weight)
@@ -312,8 +357,8 @@ def test_distillation_three_classes_and_a_teacher_of_other_classes(settings, tmp
 def test_train_keeps_checkpoints_until_the_model_is_saved(prepared):
     """A task killed while saving a finished fit resumes it from the checkpoint instead of training again; the
     checkpoints go once the model is saved."""
-    from ml.predictor import work_dir_option
-    from ml.train import train
+    from ml.models.checkpoints import work_dir_option
+    from ml.training import train
 
     options = {**SMALL, "epochs": 2, "patience": 5}
     work = work_dir_option(prepared, "gru", {})
@@ -335,7 +380,7 @@ def test_train_keeps_checkpoints_until_the_model_is_saved(prepared):
 
 
 def test_a_refit_measures_its_own_length(settings):
-    from ml.models.rnn import GRUPredictor
+    from ml.models.rnn.predictor import GRUPredictor
 
     short = ["good", "bad"] * 20
     long = [" ".join(["good"] * 30), " ".join(["bad"] * 30)] * 20
@@ -351,7 +396,7 @@ def test_a_refit_measures_its_own_length(settings):
 def test_early_stopping_ends_the_fit_and_keeps_the_best_epoch(settings, tmp_path):
     """Validation labels that contradict the training labels: validation loss rises after epoch 1, the fit stops
     after ``patience`` more epochs and predicts with epoch 1's weights (those of a 1-epoch fit)."""
-    from ml.models.rnn import GRUPredictor
+    from ml.models.rnn.predictor import GRUPredictor
 
     texts, labels = dataset(224, {"positive": POSITIVE, "negative": NEGATIVE}, seed=7)
     flipped = ["negative" if v == "positive" else "positive" for v in labels[192:]]

@@ -65,7 +65,7 @@ def tiny_bert(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from ml.models.transformer import minilm_dir
+    from ml.models.transformer.hub import minilm_dir
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
@@ -105,7 +105,8 @@ def test_encode_ids_equals_the_tokenizer_call_and_leaves_its_settings_alone():
     """The direct backend call gives the wrapper's ids; the backend's padding/truncation survive; slow fallback."""
     from transformers import AutoTokenizer
 
-    from ml.models.transformer import encode_ids, minilm_dir
+    from ml.models.transformer.batching import encode_ids
+    from ml.models.transformer.hub import minilm_dir
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
     texts = [clean(t) for t in [tweet(random.Random(i), POSITIVE + NEGATIVE + NEUTRAL) for i in range(60)]]
@@ -142,7 +143,7 @@ def test_covering_length_covers_99_percent():
 
 
 def test_length_grouped_batches_cover_every_index_once_and_group_lengths():
-    from ml.models.transformer import length_grouped_batches
+    from ml.models.transformer.batching import length_grouped_batches
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 60, size=1_000)
@@ -164,7 +165,7 @@ def test_length_grouped_batches_cover_every_index_once_and_group_lengths():
 
 
 def test_make_batch_pads_to_a_multiple_of_8():
-    from ml.models.transformer import make_batch
+    from ml.models.transformer.batching import make_batch
 
     seqs = [[101, 5, 102], [101, 5, 6, 7, 8, 9, 10, 11, 12, 102], [101, 102]]
     ids, mask, y = make_batch(seqs, [0, 1, 2], pad_id=0, labels=[1, 0, 1])
@@ -178,7 +179,8 @@ def test_truncating_the_long_encoding_equals_encoding_short():
     """fit tokenizes once at the cap and cuts to the measured length: exactly what a second encoding gives."""
     from transformers import AutoTokenizer
 
-    from ml.models.transformer import MiniLMPredictor, minilm_dir
+    from ml.models.transformer.hub import minilm_dir
+    from ml.models.transformer.predictor import MiniLMPredictor
     from ml.text import clean
 
     predictor = MiniLMPredictor()
@@ -192,7 +194,8 @@ def test_truncating_the_long_encoding_equals_encoding_short():
 
 
 def test_families_defaults_and_options(settings):
-    from ml.models.transformer import BertPredictor, MiniLMPredictor, RobertaPredictor, minilm_dir
+    from ml.models.transformer.hub import minilm_dir
+    from ml.models.transformer.predictor import BertPredictor, MiniLMPredictor, RobertaPredictor
     from ml.predictor import family_class
 
     assert family_class("minilm") is MiniLMPredictor
@@ -213,7 +216,7 @@ def test_families_defaults_and_options(settings):
 
 
 def test_auto_compile_scope_compiles_by_layers_for_short_runs_only():
-    from ml.models.transformer import AUTO_LAYERS_BELOW, resolve_compile_scope
+    from ml.models.transformer.compilation import AUTO_LAYERS_BELOW, resolve_compile_scope
 
     assert resolve_compile_scope("auto", AUTO_LAYERS_BELOW - 1) == "layers"
     assert resolve_compile_scope("auto", AUTO_LAYERS_BELOW) == "model"
@@ -224,7 +227,8 @@ def test_auto_compile_scope_compiles_by_layers_for_short_runs_only():
 
 
 def test_compile_cache_lives_under_the_platform_home(settings, tmp_path, monkeypatch):
-    from ml.models.transformer import BertPredictor, use_compile_cache
+    from ml.models.transformer.compilation import use_compile_cache
+    from ml.models.transformer.predictor import BertPredictor
 
     predictor = BertPredictor.from_options(settings, {})
     assert predictor.compile_cache_dir == Path(settings.home) / "cache" / "torchinductor"
@@ -246,7 +250,9 @@ def test_compiling_by_layers_compiles_the_block_once_and_keeps_eager_evaluation_
     from torch._dynamo.utils import counters
     from transformers import AutoModelForSequenceClassification
 
-    from ml.models.transformer import TrainLoop, make_batch, repeated_blocks
+    from ml.models.transformer.batching import make_batch
+    from ml.models.transformer.compilation import repeated_blocks
+    from ml.models.transformer.loop import TrainLoop
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     torch.manual_seed(0)
@@ -300,7 +306,7 @@ def test_hub_models_fail_offline_naming_the_offline_choices(family, settings, em
 
 
 def test_hub_model_unreachable_says_so(settings, empty_hf_cache, monkeypatch):
-    from ml.models.transformer import BertPredictor
+    from ml.models.transformer.predictor import BertPredictor
 
     refused = []
 
@@ -326,7 +332,7 @@ def test_hub_model_unreachable_says_so(settings, empty_hf_cache, monkeypatch):
 
 
 def test_missing_local_directory_is_a_model_error(settings):
-    from ml.models.transformer import BertPredictor
+    from ml.models.transformer.predictor import BertPredictor
 
     with pytest.raises(ModelError, match="no such model directory"):
         BertPredictor.from_options(settings, {"model_name": "/no/such/model"}).fit(["a", "b"], ["positive", "negative"])
@@ -335,7 +341,7 @@ def test_missing_local_directory_is_a_model_error(settings):
 # ---------------------------------------------------------------------------------------------- training
 @pytest.mark.slow
 def test_minilm_fine_tunes_offline_and_roundtrips(settings, tmp_path, no_network):
-    from ml.models.transformer import MiniLMPredictor
+    from ml.models.transformer.predictor import MiniLMPredictor
 
     texts, labels = dataset(96, {"positive": POSITIVE, "negative": NEGATIVE})
     predictor = MiniLMPredictor.from_options(settings, {"epochs": 3, "batch_size": 16, "learning_rate": 3e-4,
@@ -375,8 +381,8 @@ def test_minilm_fine_tunes_offline_and_roundtrips(settings, tmp_path, no_network
 
 @pytest.mark.slow
 def test_resume_after_interruption_continues_the_step_count(settings, tmp_path, tiny_bert, no_network, monkeypatch):
-    import ml.models.transformer as transformer
-    from ml.models.transformer import BertPredictor
+    import ml.models.transformer.fit as transformer
+    from ml.models.transformer.predictor import BertPredictor
 
     scopes: list[tuple[str, int]] = []
     resolve = transformer.resolve_compile_scope
@@ -426,7 +432,7 @@ def test_resume_after_interruption_continues_the_step_count(settings, tmp_path, 
 
 @pytest.mark.slow
 def test_three_class_head_when_neutral_labels_are_present(settings, tmp_path, tiny_bert, no_network):
-    from ml.models.transformer import BertPredictor
+    from ml.models.transformer.predictor import BertPredictor
 
     texts, labels = dataset(120, {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}, seed=3)
     predictor = BertPredictor.from_options(settings, {"model_name": str(tiny_bert), "epochs": 8, "batch_size": 16,
@@ -450,7 +456,7 @@ def test_three_class_head_when_neutral_labels_are_present(settings, tmp_path, ti
 
 @pytest.mark.slow
 def test_train_command_path_saves_a_loadable_minilm(prepared, no_network):
-    from ml.train import train
+    from ml.training import train
 
     result = train("minilm", prepared, max_samples=48, epochs=1, batch_size=16, progress=False, unknown=None)
     loaded = load_predictor(result["path"])
@@ -461,7 +467,7 @@ def test_train_command_path_saves_a_loadable_minilm(prepared, no_network):
 
 # ------------------------------------------------------------------------------------------ bf16 on a CPU
 def test_cpu_bf16_native_reads_the_amx_flag(tmp_path):
-    from ml.models.transformer import cpu_bf16_native
+    from ml.models.transformer.precision import cpu_bf16_native
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile amx_int8\n\n")
@@ -475,7 +481,7 @@ def test_inference_bf16_setting(monkeypatch):
     import torch
 
     from ml.errors import ConfigError
-    from ml.models import transformer
+    from ml.models.transformer import precision as transformer
     from ml.settings import get_settings
 
     cpu = torch.device("cpu")
@@ -490,9 +496,9 @@ def test_inference_bf16_setting(monkeypatch):
     assert transformer.inference_bf16(cpu, "auto") is False
     assert transformer.inference_bf16(torch.device("cuda"), "off") is None   # a GPU keeps the loop's default
     monkeypatch.delenv("SENTIMENT_CPU_BF16", raising=False)
-    assert transformer.inference_bf16(cpu) is False                          # default: fp32, as before
+    assert transformer.inference_bf16(cpu, get_settings().model.cpu_bf16) is False  # default: fp32, as before
     monkeypatch.setenv("SENTIMENT_CPU_BF16", "on")
-    assert transformer.inference_bf16(cpu) is True
+    assert transformer.inference_bf16(cpu, get_settings().model.cpu_bf16) is True
     with pytest.raises(ConfigError, match="cpu_bf16"):
         get_settings(cpu_bf16="sometimes")
     with pytest.raises(ConfigError, match="cpu_bf16"):
@@ -502,7 +508,7 @@ def test_inference_bf16_setting(monkeypatch):
 def test_cpu_bf16_speedup_is_measured():
     import torch
 
-    from ml.models.transformer import CPU_BF16_MIN_SPEEDUP, cpu_bf16_native, cpu_bf16_speedup
+    from ml.models.transformer.precision import CPU_BF16_MIN_SPEEDUP, cpu_bf16_native, cpu_bf16_speedup
 
     cpu_bf16_speedup.cache_clear()
     threads = torch.get_num_threads()
@@ -517,7 +523,8 @@ def test_cpu_bf16_speedup_is_measured():
 def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_network, monkeypatch):
     """SENTIMENT_CPU_BF16=on scores a saved model in bf16 autocast: close to fp32, yet not the fp32 numbers; the
     default stays fp32 and reuses the fit's own loop."""
-    from ml.models.transformer import BertPredictor
+    from ml.models.transformer.predictor import BertPredictor
+    from ml.settings import get_settings
 
     texts, labels = dataset(48, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
     predictor = BertPredictor.from_options(settings, {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 16,
@@ -525,22 +532,26 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
                                                       "work_dir": tmp_path / "w"})
     predictor.fit(texts[:32], labels[:32])
     monkeypatch.delenv("SENTIMENT_CPU_BF16", raising=False)
+    predictor.cpu_bf16 = get_settings().model.cpu_bf16           # what from_options passes from the settings
     fp32 = predictor.predict_proba(texts)
     assert predictor._scoring_loop() is predictor._loop and not predictor._loop.bf16
     path = predictor.save(tmp_path / "bert")
-    np.testing.assert_allclose(load_predictor(path).predict_proba(texts), fp32, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(load_predictor(path, cpu_bf16=get_settings().model.cpu_bf16).predict_proba(texts), fp32,
+                               rtol=0, atol=1e-6)
 
     monkeypatch.setenv("SENTIMENT_CPU_BF16", "on")
-    loaded = load_predictor(path)
+    loaded = load_predictor(path, cpu_bf16=get_settings().model.cpu_bf16)
     bf16 = loaded.predict_proba(texts)
     assert loaded._scoring_loop().bf16 is True
     assert not np.array_equal(bf16, fp32)                            # bf16 arithmetic did run ...
     np.testing.assert_allclose(bf16, fp32, rtol=0, atol=0.02)        # ... and agrees with fp32
     np.testing.assert_allclose(bf16.sum(axis=1), 1.0, rtol=1e-6)
     assert loaded.scoring_precision() == "bf16"
+    predictor.cpu_bf16 = get_settings().model.cpu_bf16
     predictor.fit(texts[:32], labels[:32])                 # a refit drops the scorer of the last fit ...
     assert predictor._scoring_loop() is not predictor._loop and predictor.scoring_precision() == "bf16"
     monkeypatch.setenv("SENTIMENT_CPU_BF16", "off")
+    predictor.cpu_bf16 = get_settings().model.cpu_bf16
     predictor.fit(texts[:32], labels[:32])                 # ... and scores with the new fit's own loop
     assert predictor._scoring_loop() is predictor._loop and predictor.scoring_precision() == "fp32"
 
@@ -566,8 +577,8 @@ def test_cpu_bf16_scoring_follows_the_setting(settings, tmp_path, tiny_bert, no_
 def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_network):
     """The last step is checkpointed inside a run: a failed save costs no training, and the resumed fit restores
     the same best weights."""
-    from ml.predictor import work_dir_option
-    from ml.train import train
+    from ml.models.checkpoints import work_dir_option
+    from ml.training import train
 
     options = {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 32, "learning_rate": 1e-3,
                "progress": False, "eval_every": 4}
@@ -586,7 +597,7 @@ def test_train_resumes_a_finished_fit_whose_save_failed(prepared, tiny_bert, no_
 
 
 def test_a_refit_measures_its_own_length(settings, tiny_bert, no_network, tmp_path):
-    from ml.models.transformer import BertPredictor
+    from ml.models.transformer.predictor import BertPredictor
 
     labels = ["positive", "negative"] * 8
     options = {"model_name": str(tiny_bert), "epochs": 1, "batch_size": 16, "progress": False,
@@ -604,7 +615,8 @@ def test_gradient_accumulation_takes_the_step_of_the_whole_batch():
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from ml.models.transformer import TrainLoop, make_batch
+    from ml.models.transformer.batching import make_batch
+    from ml.models.transformer.loop import TrainLoop
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -642,7 +654,7 @@ def test_gradient_accumulation_takes_the_step_of_the_whole_batch():
 
 @pytest.mark.slow
 def test_fit_with_gradient_accumulation(settings, tiny_bert, no_network, tmp_path):
-    from ml.models.transformer import BertPredictor
+    from ml.models.transformer.predictor import BertPredictor
 
     texts, labels = dataset(64, {"positive": POSITIVE, "negative": NEGATIVE}, seed=5)
     options = {"model_name": str(tiny_bert), "epochs": 6, "batch_size": 8, "grad_accum": 2, "learning_rate": 1e-2,
@@ -660,7 +672,7 @@ def test_the_best_evaluated_checkpoint_is_kept(settings, tiny_bert, no_network, 
     model ends with exactly the weights it had at that step, not the last step's."""
     import torch
 
-    from ml.models.transformer import BertPredictor
+    from ml.models.transformer.predictor import BertPredictor
 
     texts, labels = dataset(80, {"positive": POSITIVE, "negative": NEGATIVE}, seed=9)
     flipped = ["negative" if v == "positive" else "positive" for v in labels[64:]]
@@ -687,7 +699,7 @@ def test_the_best_evaluated_checkpoint_is_kept(settings, tiny_bert, no_network, 
 @pytest.mark.slow
 def test_roberta_family_fine_tunes_a_roberta_model(settings, tiny_roberta, no_network, tmp_path):
     """The roberta family on a RoBERTa architecture and tokenizer (pad id 1, <s> ... </s>), not a BERT one."""
-    from ml.models.transformer import RobertaPredictor
+    from ml.models.transformer.predictor import RobertaPredictor
 
     texts, labels = dataset(96, {"positive": POSITIVE, "negative": NEGATIVE}, seed=4)
     predictor = RobertaPredictor.from_options(settings, {"model_name": str(tiny_roberta), "epochs": 6,

@@ -72,7 +72,7 @@ LIMITS = {"SENTIMENT_MAX_TEXTS": "8", "SENTIMENT_MAX_CHARS": "50", "SENTIMENT_MA
 def platform(trained_home, tmp_path_factory):
     """An artifacts root with two packaged models (logreg, then multinomialnb = latest); their tags."""
     from ml.settings import get_settings
-    from ml.train import train
+    from ml.training import train
     from serving.package import package_model
 
     root = copy_home(trained_home, tmp_path_factory.mktemp("served") / "home")

@@ -102,7 +102,7 @@ def test_default_choice_needs_a_leaderboard(trained):
 
 
 def test_default_choice_takes_the_champion_among_trained_models(trained):
-    from ml.train import train
+    from ml.training import train
 
     train("multinomialnb", trained, name="nb")
     # "bert" is on the board but not on disk: it is skipped, so the best trained model wins.
@@ -116,7 +116,7 @@ def test_default_choice_takes_the_champion_among_trained_models(trained):
 
 
 def test_model_may_be_a_family_name(trained):
-    from ml.train import train
+    from ml.training import train
 
     train("multinomialnb", trained, name="nb-small")
     info = package_model(trained, "multinomialnb")
@@ -133,7 +133,7 @@ def test_unknown_model_and_empty_run_are_errors(trained):
 
 def test_run_id_selects_the_run(trained):
     from ml.settings import get_settings
-    from ml.train import train
+    from ml.training import train
 
     other = get_settings(run_id="exp2")
     train("multinomialnb", other)

@@ -161,7 +161,7 @@ def test_a_neural_champion_is_served(trained_home, tmp_path, family, options):
     the same probabilities as the model in-process, and labels by the Neutral band."""
     from ml.predictor import load_predictor
     from ml.settings import get_settings
-    from ml.train import train
+    from ml.training import train
     from serving.package import package_model
 
     root = copy_home(trained_home, tmp_path / "home")

@@ -84,7 +84,7 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     if "embeddings" in train_options:  # GRU/LSTM word vectors: checked now, not hours into the run
         from ml.embeddings import resolve_source
         from ml.models.rnn import EMBEDDING_DIM
-        from ml.train import takes_word_vectors
+        from ml.training import takes_word_vectors
 
         if not any(takes_word_vectors(f) for f in families):
             raise ConfigError("embeddings: no family of this run uses word vectors; add gru or lstm to families, "
@@ -141,7 +141,7 @@ def _groups(families: list[str], train_options: dict[str, Any], settings: Settin
     model that exists now (resolved to its folder; every family is independent). Without a teacher every family
     is independent.
     """
-    from ml.train import distils, resolve_teacher
+    from ml.training import distils, resolve_teacher
 
     teacher = train_options.get("teacher")
     alone = {"independent": families, "teachers": [], "students": []}

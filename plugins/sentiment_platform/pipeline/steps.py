@@ -72,7 +72,7 @@ def check_data_version(settings: Settings, expected: str | None) -> None:
 
 def train_family(plan: Mapping[str, Any], family: str, data_version: str | None = None) -> dict[str, Any]:
     """Train one family of the run; the model replaces any earlier one at ``models/<run_id>/<family>``."""
-    from ml.train import distils, takes_word_vectors, train
+    from ml.training import distils, takes_word_vectors, train
 
     settings = settings_for(plan)
     check_data_version(settings, data_version)
@@ -107,7 +107,7 @@ def _check_teacher_of_run(settings: Settings, family: str, teacher: str, data_ve
 def evaluate_run(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Score every model the run saved (the families that failed are simply absent); write the leaderboard."""
     from ml.evaluate import evaluate
-    from ml.train import trained_models
+    from ml.training import trained_models
 
     settings = settings_for(plan)
     if not trained_models(settings):

@@ -1,18 +1,23 @@
-"""Train one model family on the prepared split and save it under ``models/<run_id>/<name>/``."""
+"""Train one model family on the prepared split and save it under ``models/<run_id>/<name>/``.
+
+A student (GRU/LSTM with a ``teacher``) gets its teacher's cached probabilities from :mod:`ml.training.teacher`.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ml.data import load_split, read_manifest
 from ml.errors import ConfigError
-from ml.predictor import META_FILE, family_class, load_predictor
+from ml.predictor import META_FILE, family_class
 from ml.settings import Settings
+from ml.training.teacher import teacher_targets
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,21 @@ def resolve_teacher(value: str, settings: Settings) -> str:
             return str(candidate.resolve())
     raise ConfigError(f"teacher {value!r}: not a saved model directory, nor a model of run {settings.training.run_id!r} "
                       f"(in {settings.models_dir}); train it first, e.g. `python -m ml train minilm`")
+
+
+def fit_predictor(predictor, texts: Sequence[str], labels: Sequence[str], settings: Settings, *,
+                  val_texts: Sequence[str] | None = None, val_labels: Sequence[str] | None = None,
+                  teacher_cache: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """``predictor.fit``; a student (a predictor with a ``teacher``) also gets its teacher's probabilities on
+    ``texts``, computed once and cached in ``teacher_cache`` (default: ``cache/teacher`` under the platform's
+    home) with the transformer CPU arithmetic of ``settings.model.cpu_bf16``.
+
+    Raises:
+        ConfigError: The teacher is not a saved model, or predicts other classes than the training data has.
+    """
+    cache = teacher_cache or Path(settings.home) / "cache" / "teacher"
+    targets = teacher_targets(predictor, texts, labels, cache_dir=cache, cpu_bf16=settings.model.cpu_bf16)
+    return predictor.fit(texts, labels, val_texts=val_texts, val_labels=val_labels, **targets)
 
 
 def train(
@@ -97,9 +117,10 @@ def train(
     predictor = build_predictor(family, settings, {**options, "keep_work_dir": True})
     log.info("training %s on %d rows (data version %s)", family, len(train_df), manifest["data_version"])
     started = time.perf_counter()
-    facts = predictor.fit(
-        train_df["text"].tolist(), train_df["label"].tolist(),
+    facts = fit_predictor(
+        predictor, train_df["text"].tolist(), train_df["label"].tolist(), settings,
         val_texts=val_df["text"].tolist(), val_labels=val_df["label"].tolist(),
+        teacher_cache=options.get("teacher_cache"),
     )
     # A resumed fit also counts the time its interrupted attempts spent up to their checkpoint.
     seconds = time.perf_counter() - started + float((facts or {}).get("earlier_seconds") or 0.0)
@@ -126,7 +147,3 @@ def trained_models(settings: Settings) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "predictor.json").is_file() and not p.name.startswith("."))
-
-
-__all__ = ["train", "trained_models", "build_predictor", "load_predictor", "distils", "takes_word_vectors",
-           "resolve_teacher"]
