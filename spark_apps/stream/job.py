@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if __package__ in (None, ""):  # run as a file by spark-submit: import from the repository, not from this folder
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]  # schema.py would hide PyPI's schema
+    sys.path.insert(0, str(_here.parents[1]))
 
 log = logging.getLogger("spark_apps.stream.job")
 

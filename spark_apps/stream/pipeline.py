@@ -78,6 +78,8 @@ def dedup(posts: DataFrame, window_hours: float) -> DataFrame:
     """Drop posts whose id the job already saw within the window (see the module docstring)."""
     from pyspark.sql import functions as F
 
+    if not posts.isStreaming:  # a batch (a test, a reprocessing run): plain distinct ids
+        return posts.dropDuplicates(["id"])
     seconds = max(1, round(window_hours * 3600))
     return (posts.withColumn("_seen_at", F.current_timestamp())
             .withWatermark("_seen_at", f"{seconds} seconds")

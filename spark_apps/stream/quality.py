@@ -28,27 +28,29 @@ if TYPE_CHECKING:
 RAW, REASON, FILE = "raw", "reason", "file"
 
 
-def _reason(parsed: Column) -> Column:
-    """The first rule a parsed line breaks, as a string; null when it is a valid post."""
+def _reason(kinds: dict[str, Column], strings: dict[str, Column]) -> Column:
+    """The first rule a parsed object breaks, as a string; null when it is a valid post.
+
+    ``kinds[f]`` is the JSON type of field ``f`` (``schema_of_variant``: null when missing, ``VOID`` for null);
+    ``strings[f]`` its value as a string.
+    """
     from pyspark.sql import functions as F
 
     checks: list[tuple[Column, Column]] = []
     for name, (_, required) in LANDING_FIELDS.items():
-        value = F.variant_get(parsed, f"$.{name}", "variant")
-        kind = F.schema_of_variant(value)  # null when the field is missing, VOID when it is JSON null
+        kind = kinds[name]
         if required:
             checks.append((kind.isNull() | (kind == "VOID"), F.lit(f"no {name}")))
         checks.append((kind.isNotNull() & (kind != "VOID") & (kind != "STRING"),
                        F.concat(F.lit(f"{name}: expected a string, got "), kind)))
         if name == "id":
-            checks.append((F.variant_get(parsed, "$.id", "string") == "", F.lit("no id")))
+            checks.append((strings["id"] == "", F.lit("no id")))
     for name in TIMESTAMP_FIELDS:
-        text = F.variant_get(parsed, f"$.{name}", "string")
-        checks.append((text.isNotNull() & F.try_to_timestamp(text).isNull(),
+        checks.append((strings[name].isNotNull() & F.try_to_timestamp(strings[name]).isNull(),
                        F.lit(f"{name}: not an ISO-8601 timestamp")))
-    reason = None
+    reason = F.lit(None).cast("string")
     for condition, message in reversed(checks):
-        reason = F.when(condition, message) if reason is None else F.when(condition, message).otherwise(reason)
+        reason = F.when(condition, message).otherwise(reason)
     return reason
 
 
@@ -65,18 +67,22 @@ def parse_lines(lines: DataFrame, value: str = "value", file: str | None = FILE)
     """
     from pyspark.sql import functions as F
 
-    raw = F.col(value)
-    parsed = F.try_parse_json(raw)
-    reason = (F.when(F.trim(raw) == "", F.lit("blank line"))
-              .when(parsed.isNull(), F.lit("bad JSON"))
-              .when(~F.schema_of_variant(parsed).startswith("OBJECT"), F.lit("not a JSON object"))
-              .otherwise(_reason(parsed)))
-    fields = []
-    for name in columns(POST_DDL):
-        text = F.variant_get(parsed, f"$.{name}", "string")
-        fields.append((F.try_to_timestamp(text) if name in TIMESTAMP_FIELDS else text).alias(name))
     file_col = F.col(file) if file else F.lit(None).cast("string")
-    return lines.select(*fields, raw.alias(RAW), file_col.alias(FILE), reason.alias(REASON))
+    # Each step is its own projection, so the line is parsed once and each field looked up once.
+    step = lines.select(F.col(value).alias(RAW), file_col.alias(FILE), F.try_parse_json(value).alias("_v"))
+    step = step.select(RAW, FILE, "_v", F.schema_of_variant("_v").alias("_top"),
+                       *[F.schema_of_variant(F.variant_get("_v", f"$.{name}", "variant")).alias(f"_k_{name}")
+                         for name in LANDING_FIELDS],
+                       *[F.variant_get("_v", f"$.{name}", "string").alias(f"_s_{name}") for name in LANDING_FIELDS])
+    kinds = {name: F.col(f"_k_{name}") for name in LANDING_FIELDS}
+    strings = {name: F.col(f"_s_{name}") for name in LANDING_FIELDS}
+    reason = (F.when(F.trim(RAW) == "", F.lit("blank line"))
+              .when(F.col("_v").isNull(), F.lit("bad JSON"))
+              .when(~F.col("_top").startswith("OBJECT"), F.lit("not a JSON object"))
+              .otherwise(_reason(kinds, strings)))
+    fields = [(F.try_to_timestamp(strings[name]) if name in TIMESTAMP_FIELDS else strings[name]).alias(name)
+              for name in columns(POST_DDL)]
+    return step.select(*fields, RAW, FILE, reason.alias(REASON))
 
 
 def valid_posts(parsed: DataFrame) -> DataFrame:
