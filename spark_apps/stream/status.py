@@ -118,6 +118,7 @@ class StreamStatus:
             "input_rows_per_s": None,
             "processed_rows_per_s": None,
             "batch_duration_ms": None,
+            "durations_ms": {},
             "last_batch": None,
             "latency_ms": carried.get("latency_ms") or {"p50": None, "p95": None},
             "model": carried.get("model"),
@@ -162,6 +163,9 @@ class StreamStatus:
 
     def on_main_progress(self, progress) -> None:
         counts = main_counts(progress)
+        log.info("batch %s: %d rows in, %d written, %d dead letters, %d duplicates in %s ms %s", progress.batchId,
+                 counts["rows_in"], counts["written"], counts["dead_letters"], counts["duplicates"],
+                 progress.batchDuration, dict(progress.durationMs or {}))
         with self._lock:
             self.add_counts(progress.batchId, counts)
             fields = {
@@ -170,6 +174,7 @@ class StreamStatus:
                 "input_rows_per_s": _rate(progress.inputRowsPerSecond),
                 "processed_rows_per_s": _rate(progress.processedRowsPerSecond),
                 "batch_duration_ms": progress.batchDuration,
+                "durations_ms": dict(progress.durationMs or {}),
                 "last_batch": {k: counts[k] for k in ("rows_in", "written", "dead_letters", "duplicates")},
             }
             if counts["written"]:
