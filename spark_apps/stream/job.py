@@ -40,37 +40,50 @@ SETTING_OPTIONS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="job.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add = p.add_argument
-    add("--home", type=Path, help="Artifacts root (default: SENTIMENT_HOME).")
-    add("--name", help="Stream name: files under <home>/stream/<name>/ (default: stream.name).")
-    add("--input", choices=("files", "socket"), default="files",
-        help="files: the landing folder (fault tolerant); socket: JSON lines from --host:--port (not fault "
-             "tolerant, Spark documents it as for testing; dead letters are counted, not kept).")
-    add("--host", default="127.0.0.1", help="Socket source host.")
-    add("--port", type=int, help="Socket source port (required with --input socket).")
+    """The command line; options that map to a setting show its current value (environment, file or default)."""
+    try:
+        from ml.settings import get_settings
+
+        current = {spec["key"]: spec["value"] for spec in get_settings().describe()}
+    except Exception:  # invalid settings: --help still works; running reports the error
+        current = {}
+    p = argparse.ArgumentParser(prog="job.py", description=__doc__.split("\n\n")[0])
+
+    def add(flag: str, text: str, **kwargs) -> None:
+        key = SETTING_OPTIONS.get(flag.lstrip("-").replace("-", "_"))
+        if key:
+            text += f" Default: {current.get(key)!r} (setting {key})."
+        p.add_argument(flag, help=text, **kwargs)
+
+    add("--home", "Artifacts root (default: SENTIMENT_HOME).", type=Path)
+    add("--name", "Stream name: its files live under <home>/stream/<name>/.")
+    add("--input", "files: the landing folder (fault tolerant; default); socket: JSON lines from --host:--port "
+                   "(not fault tolerant, Spark documents it as for testing; dead letters are counted, not kept).",
+        choices=("files", "socket"), default="files")
+    add("--host", "Socket source host (default 127.0.0.1).", default="127.0.0.1")
+    add("--port", "Socket source port (required with --input socket).", type=int)
     for option in ("landing", "output", "checkpoint", "deadletter", "status"):
-        add(f"--{option}", type=Path, help=f"Override the {option} path (default: under the stream's folder).")
-    add("--trigger-seconds", type=float, help="Micro-batch interval (default: stream.trigger_seconds).")
-    add("--available-now", action="store_true", help="Process the landing files present at start, then stop.")
-    add("--max-files-per-trigger", type=int, help="Landing files per micro-batch (maxFilesPerTrigger).")
-    add("--scorer", choices=("service", "local"), help="service: batched HTTP to the BentoML service; local: the "
-                                                       "packaged model in the executors (default: stream.scorer).")
-    add("--service-url", help="Base URL of the service (default: service.url or http://127.0.0.1:<port>).")
-    add("--model-tag", help="Model store tag of the local scorer (default: service.model_tag).")
-    add("--score-chunk", type=int, help="Texts per scoring call.")
-    add("--score-concurrency", type=int, help="Scoring calls in flight per partition.")
-    add("--score-timeout-s", type=float, help="Timeout of one scoring call.")
-    add("--score-retries", type=int, help="Retries of a failed scoring call before the micro-batch fails.")
-    add("--dedup-window-hours", type=float, help="Exactly-once window W for re-delivered post ids.")
-    add("--partition-by", help="Output partition columns: 'date,keyword', 'date', 'keyword' or ''.")
-    add("--state-partitions", type=int, help="Shuffle/state partitions (fixed at the stream's first run).")
-    add("--arrow-batch-rows", type=int, help="Rows per Arrow batch handed to the scorer.")
-    add("--stop-grace-s", type=float, help="How long a stop waits for the running micro-batch.")
-    add("--landing-retention-hours", type=float, help="Delete landing files this long after both queries "
-                                                      "committed them (0: keep).")
-    add("--log-level", default="INFO", help="Python log level (Spark's own log stays at WARN).")
+        add(f"--{option}", f"Override the {option} path (default: under the stream's folder).", type=Path)
+    add("--trigger-seconds", "Micro-batch interval in seconds.", type=float)
+    add("--available-now", "Process the landing files present at start, then stop (exit 0).", action="store_true")
+    add("--max-files-per-trigger", "Landing files per micro-batch (maxFilesPerTrigger).", type=int)
+    add("--scorer", "service: batched HTTP to the BentoML service; local: the packaged model in the executors.",
+        choices=("service", "local"))
+    add("--service-url", "Base URL of the service (empty: http://127.0.0.1:<service_port>).")
+    add("--model-tag", "Model store tag of the local scorer.")
+    add("--score-chunk", "Texts per scoring call.", type=int)
+    add("--score-concurrency", "Scoring calls in flight per partition.", type=int)
+    add("--score-timeout-s", "Timeout of one scoring call in seconds.", type=float)
+    add("--score-retries", "Retries of a failed scoring call before the micro-batch fails.", type=int)
+    add("--dedup-window-hours", "Exactly-once window W for re-delivered post ids.", type=float)
+    add("--partition-by", "Output partition columns: 'date,keyword', 'date', 'keyword' or ''.")
+    add("--state-partitions", "Shuffle/state partitions (fixed by the checkpoint at the stream's first run).",
+        type=int)
+    add("--arrow-batch-rows", "Rows per Arrow batch handed to the scorer.", type=int)
+    add("--stop-grace-s", "How long a stop waits for the running micro-batch, in seconds.", type=float)
+    add("--landing-retention-hours", "Delete landing files this long after both queries committed them (0: keep).",
+        type=float)
+    add("--log-level", "Python log level (default INFO; Spark's own log stays at WARN).", default="INFO")
     return p
 
 
@@ -210,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     name = settings.stream.name
     paths = StreamPaths.for_stream(settings, name, landing=args.landing, output=args.output,
                                    checkpoint=args.checkpoint, deadletter=args.deadletter, status=args.status)
+    if args.input == "socket":
+        from dataclasses import replace
+
+        paths = replace(paths, main="socket")
     paths.create()
     if committed_output_without_checkpoint(paths):
         log.error("error: %s holds committed batches but the checkpoint %s is gone; restore the checkpoint or move "

@@ -21,7 +21,8 @@ class StreamPaths:
         root: ``<home>/stream/<name>/``.
         landing: JSONL files written by the ingest bridge (``part-*.jsonl``).
         output: the scored posts (parquet, partitioned; ``_spark_metadata`` lists the committed files).
-        checkpoint: Spark checkpoints: ``main/`` (the scoring query) and ``deadletter/``.
+        checkpoint: Spark checkpoints: ``main/`` (the scoring query; ``socket/`` with the socket source) and
+            ``deadletter/``.
         deadletter: malformed lines with the reason (JSON lines, partitioned by date).
         status: ``status.json``, rewritten atomically after every micro-batch.
         lock: ``driver.lock``, held (flock) by the running driver.
@@ -36,6 +37,8 @@ class StreamPaths:
     status: Path
     lock: Path
     stop_file: Path
+    #: The main query's checkpoint under ``checkpoint/``: ``main`` (file source) or ``socket`` (socket source).
+    main: str = "main"
 
     @classmethod
     def under(cls, root: Path) -> StreamPaths:
@@ -53,7 +56,7 @@ class StreamPaths:
 
     @property
     def main_checkpoint(self) -> Path:
-        return self.checkpoint / "main"
+        return self.checkpoint / self.main
 
     @property
     def deadletter_checkpoint(self) -> Path:

@@ -34,8 +34,9 @@ def carried_status(previous: dict | None, paths: StreamPaths) -> dict | None:
     return previous
 
 
-def catch_up(spark, status, paths: StreamPaths) -> None:
-    """Count the micro-batches the checkpoint committed after the status file's last counted batch."""
+def catch_up(spark, status, paths: StreamPaths, files: bool = True) -> None:
+    """Count the micro-batches the checkpoint committed after the status file's last counted batch (from the
+    landing files they read; a socket's lines are gone, so its totals are then marked inexact)."""
     from spark_apps.stream.recount import recount
     from spark_apps.stream.sparklog import last_commit
 
@@ -44,7 +45,7 @@ def catch_up(spark, status, paths: StreamPaths) -> None:
     if committed is None or (counted is not None and counted >= committed):
         return
     batches = range(0 if counted is None else counted + 1, committed + 1)
-    counts = recount(spark, paths, batches)
+    counts = recount(spark, paths, batches) if files else None
     if counts is None:
         status.doc["totals_exact"] = False
         status.doc["batch_id"] = committed
@@ -130,7 +131,7 @@ def run(args: Any, settings, paths: StreamPaths) -> int:
             return 1
         spark = build_session(settings, stream.name)
         status.doc["config"] = config_summary(args, settings, spark)
-        catch_up(spark, status, paths)
+        catch_up(spark, status, paths, files=args.input == "files")
         install_handlers(stop, spark)
         options = QueryOptions(
             name=stream.name, paths=paths, input=args.input, host=args.host, port=args.port,

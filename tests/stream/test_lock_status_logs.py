@@ -76,6 +76,7 @@ def progress(batch: int, rows_in: int, dead: int, written: int, dups: int, model
     return SimpleNamespace(
         batchId=batch, id="q", runId="r", name="stream:tweets", timestamp="2026-12-01T08:00:00.000Z",
         numInputRows=rows_in, inputRowsPerSecond=10.0, processedRowsPerSecond=float("nan"), batchDuration=900,
+        durationMs={"addBatch": 800, "triggerExecution": 900},
         observedMetrics={"landing": row(asDict=lambda: {"rows_in": rows_in, "dead_letters": dead}),
                          "written": row(asDict=lambda: {"written": written, "latency_ms": [120.0, 480.5],
                                                        "models": list(models)})},
