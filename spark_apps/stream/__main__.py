@@ -13,7 +13,8 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spark_apps.stream", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("status", "stop"), help="status: print status.json; stop: ask the "
+    parser.add_argument("command", choices=("status", "stop"), help="status: print status.json (plus driver_alive: "
+                        "whether a driver holds the stream's lock); stop: ask the "
                         "running driver to stop after its current micro-batch and wait until it is gone.")
     parser.add_argument("--home", type=Path, help="Artifacts root (default: SENTIMENT_HOME).")
     parser.add_argument("--name", help="Stream name (default: stream.name).")
@@ -26,10 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings(home=args.home, stream_name=args.name)
     paths = StreamPaths.for_stream(settings)
     if args.command == "status":
+        from spark_apps.stream.lock import is_locked
         from spark_apps.stream.status import read_status
 
         doc = read_status(paths.status)
-        sys.stdout.write(json.dumps(doc or {"stream": settings.stream.name, "state": "unknown"}, indent=2) + "\n")
+        # "running" in a file whose driver is gone means the driver died without writing its last word.
+        alive = is_locked(paths.lock)
+        out = {**(doc or {"stream": settings.stream.name, "state": "unknown"}), "driver_alive": alive}
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return 0 if doc else 1
     from spark_apps.stream.control import request_stop
 
