@@ -9,7 +9,7 @@ For each model (a LogisticRegression trained here on ``sentiment140/head_tail_10
    spark_apps/stream/job.py`` -> parquet, scored through a real ``bentoml serve``: tweets/s end to end (first
    file landed -> last micro-batch committed), ingest->parquet latency p50/p95 (a post's ``ingest_ts`` -> the
    commit of its micro-batch in ``_spark_metadata``), missing and duplicated ids in the committed output; then
-   (``--paced-seconds``) the same at a steady rate of half that throughput, for the latency of a stream that keeps up;
+   (``--paced-seconds``) the same at a steady share of that throughput, for the latency of a stream that keeps up;
 3. ``baseline`` (LogisticRegression): the write-up's design (``bench/stream_baseline.py``): a socket source and a
    Python UDF making one HTTP call per row to a one-text Flask endpoint serving the same model.
 
@@ -212,7 +212,7 @@ def pipeline(name: str, home: Path, model: dict, texts: list[str], args: argpars
                      file_size=args.file_size, files_per_trigger=args.files_per_trigger,
                      **output_figures(paths.output, ids, first), **used)
         if args.paced_seconds > 0:
-            rate = max(1.0, drain["tweets_per_s"] / 2)
+            rate = max(1.0, drain["tweets_per_s"] * args.paced_fraction)
             per_file = max(1, int(rate * 0.5))
             paced_ids, started, n = set(), time.time(), 0
             while time.time() - started < args.paced_seconds:
@@ -357,6 +357,10 @@ def main() -> None:
                                               "micro-batch: --file-size x --files-per-trigger).")
     add("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
         help="Extra spark-submit --conf of the job (repeatable).")
+    add("--paced-fraction", type=float, default=0.5, help="Rate of the paced run, as a share of the drain's "
+                                                           "tweets/s (LogisticRegression).")
+    add("--minilm-paced-fraction", type=float, default=0.25,
+        help="The same for the MiniLM (small micro-batches score less efficiently than the drain's big ones).")
     add("--paced-seconds", type=float, default=20.0, help="Length of the paced run (0: none).")
     add("--home", type=Path, help="Artifacts root to use (default: a temporary one, removed).")
     args = parser.parse_args()
@@ -383,7 +387,8 @@ def main() -> None:
         if not args.skip_minilm:
             source = args.minilm_model or train_minilm(home / "minilm-train", args.data, args.minilm_samples)
             shutil.copytree(source, settings.models_dir / "minilm", dirs_exist_ok=True)
-            small = argparse.Namespace(**{**vars(args), "file_size": args.minilm_file_size, "warmup": 0})
+            small = argparse.Namespace(**{**vars(args), "file_size": args.minilm_file_size, "warmup": 0,
+                                          "paced_fraction": args.minilm_paced_fraction})
             bench_model("minilm", settings, texts[:args.minilm_n], small, with_baseline=False)
     finally:
         if args.home is None:

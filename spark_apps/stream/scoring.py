@@ -168,21 +168,23 @@ class ServiceClient:
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def classify_chunks(self, texts: Sequence[str]) -> list[tuple[list[dict], float]]:
-        """``texts`` cut into chunks of ``config.chunk``, each classified (``concurrency`` at a time); per chunk
-        its answers and the time (epoch seconds) they arrived."""
-        chunks = [texts[i:i + self.config.chunk] for i in range(0, len(texts), self.config.chunk)]
-
-        def one(chunk: Sequence[str]) -> tuple[list[dict], float]:
-            return self.classify(chunk), time.time()
-
-        if self.config.concurrency == 1 or len(chunks) <= 1:
-            return [one(chunk) for chunk in chunks]
+    def submit(self, texts: Sequence[str]) -> list:
+        """Queue ``texts`` as chunks of ``config.chunk`` (``concurrency`` calls in flight); one future per chunk,
+        giving the chunk's answers and when they arrived (epoch seconds)."""
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="score")
-        return list(self._pool.map(one, chunks))
+
+        def one(chunk: Sequence[str]) -> tuple[list[dict], float]:
+            return self.classify(chunk), time.time()
+
+        size = self.config.chunk
+        return [self._pool.submit(one, texts[i:i + size]) for i in range(0, len(texts), size)]
+
+    def classify_chunks(self, texts: Sequence[str]) -> list[tuple[list[dict], float]]:
+        """:meth:`submit`, waited for: per chunk, its answers and when they arrived."""
+        return [future.result() for future in self.submit(texts)]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -252,36 +254,58 @@ def local_model(config: LocalConfig) -> LocalModel:
 
 
 class PartitionScorer:
-    """The ``mapInPandas`` function: each batch of posts comes back with its scores, row for row."""
+    """The ``mapInPandas`` function: each batch of posts comes back with its scores, row for row.
+
+    With the service, the chunks of the next Arrow batch are queued while the current batch's are in flight, so
+    the service always has work while Spark moves rows in and out of Python.
+    """
 
     def __init__(self, config: ServiceConfig | LocalConfig) -> None:
         self.config = config
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            yield self.score(batch)
-
-    def score(self, batch: pd.DataFrame) -> pd.DataFrame:
-        import pandas as pd
-
         config = self.config
-        answers: list[dict] = []
-        stamps: list[float] = []
-        if isinstance(config, ServiceConfig):
+        if not isinstance(config, ServiceConfig):
+            for batch in batches:
+                answers = local_model(config).classify_cleaned(batch["clean_text"].fillna("").tolist())
+                yield with_scores(batch, answers, [time.time()] * len(answers))
+            return
+        client = service_client(config)
+        pending: list[tuple[pd.DataFrame, list]] = []
+        for batch in batches:
             texts = batch["text"].fillna("").tolist()
             if config.max_chars:
                 texts = [text[:config.max_chars] for text in texts]
-            for chunk_answers, at in service_client(config).classify_chunks(texts):
-                answers.extend(chunk_answers)
-                stamps.extend([at] * len(chunk_answers))
-        else:
-            answers = local_model(config).classify_cleaned(batch["clean_text"].fillna("").tolist())
-            stamps = [time.time()] * len(answers)
-        out = batch.copy()
-        out["label"] = [a["label"] for a in answers]
-        out["p_positive"] = pd.Series([a.get("p_positive") for a in answers], dtype="float64", index=batch.index)
-        out["scores"] = [a.get("scores") for a in answers]
-        out["model"] = [a["model"] for a in answers]
-        micros = pd.Series(stamps, index=batch.index, dtype="float64").mul(1e6).round().astype("int64")
-        out["scored_ts"] = pd.to_datetime(micros, unit="us")  # naive UTC, whole microseconds (Spark's unit)
-        return out
+            pending.append((batch, client.submit(texts)))
+            if len(pending) > 1:
+                yield self._collect(*pending.pop(0))
+        for item in pending:
+            yield self._collect(*item)
+
+    def score(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """One batch, scored (what ``__call__`` does for each)."""
+        return next(self(iter([batch])))
+
+    @staticmethod
+    def _collect(batch: pd.DataFrame, futures: list) -> pd.DataFrame:
+        answers: list[dict] = []
+        stamps: list[float] = []
+        for future in futures:
+            chunk_answers, at = future.result()
+            answers.extend(chunk_answers)
+            stamps.extend([at] * len(chunk_answers))
+        return with_scores(batch, answers, stamps)
+
+
+def with_scores(batch: pd.DataFrame, answers: list[dict], stamps: list[float]) -> pd.DataFrame:
+    """``batch`` with ``label, p_positive, scores, model, scored_ts`` from the answers, row for row."""
+    import pandas as pd
+
+    out = batch.copy()
+    out["label"] = [a["label"] for a in answers]
+    out["p_positive"] = pd.Series([a.get("p_positive") for a in answers], dtype="float64", index=batch.index)
+    out["scores"] = [a.get("scores") for a in answers]
+    out["model"] = [a["model"] for a in answers]
+    micros = pd.Series(stamps, index=batch.index, dtype="float64").mul(1e6).round().astype("int64")
+    out["scored_ts"] = pd.to_datetime(micros, unit="us")  # naive UTC, whole microseconds (Spark's unit)
+    return out
