@@ -333,13 +333,13 @@ def main() -> None:
     add = parser.add_argument
     add("--data", type=Path, default=ROOT.parent / "shared" / "data", help="Folder laid out like shared/data.")
     add("--quick", action="store_true", help="A small run of everything (under a minute; the tests run it).")
-    add("--n", type=int, default=100_000, help="Tweets through the LogisticRegression pipeline (the 20k sample's "
+    add("--n", type=int, default=160_000, help="Tweets through the LogisticRegression pipeline (the 20k sample's "
                                               "tweets, again with new ids past 20,000).")
     add("--minilm-n", type=int, default=4_000, help="Tweets through the MiniLM pipeline.")
     add("--baseline-n", type=int, default=2_000, help="Tweets through the baseline.")
     add("--train-rows", type=int, default=None, help="Train the LR on this many rows (default: all).")
     add("--minilm-model", type=Path, help="A saved MiniLM predictor folder (default: fine-tune one here).")
-    add("--minilm-file-size", type=int, default=250, help="Posts per landing file in the MiniLM run.")
+    add("--minilm-file-size", type=int, default=125, help="Posts per landing file in the MiniLM run.")
     add("--minilm-samples", type=int, default=4_000, help="Training rows when fine-tuning the MiniLM here.")
     add("--skip-minilm", action="store_true", help="Only the LogisticRegression and the baseline.")
     add("--skip-logreg", action="store_true", help="Only the MiniLM.")
@@ -348,13 +348,14 @@ def main() -> None:
     add("--concurrency", type=int, default=2, help="Scoring calls in flight per partition.")
     add("--trigger-seconds", type=float, default=1.0, help="Micro-batch interval of the job.")
     add("--file-size", type=int, default=5000, help="Posts per landing file.")
-    add("--files-per-trigger", type=int, default=8, help="maxFilesPerTrigger of the job.")
+    add("--files-per-trigger", type=int, default=16, help="maxFilesPerTrigger of the job.")
     add("--state-partitions", type=int, default=2, help="Shuffle/state partitions of the job.")
     add("--arrow-batch-rows", type=int, default=10_000, help="Rows per Arrow batch handed to the scorer.")
     add("--service-batch", type=int, default=1024, help="The service's adaptive batch size (SENTIMENT_MAX_BATCH_SIZE).")
     add("--service-workers", type=int, default=1, help="Service worker processes.")
-    add("--warmup", type=int, default=0, help="Posts through the job before the measured drain (default: one "
-                                              "micro-batch: --file-size x --files-per-trigger).")
+    add("--warmup", type=int, default=200_000, help="LogisticRegression: posts through the job before the measured "
+        "drain, so that the JVM's JIT has compiled the hot paths (a stream runs for weeks); 0: one micro-batch. "
+        "The MiniLM warms up with one micro-batch.")
     add("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
         help="Extra spark-submit --conf of the job (repeatable).")
     add("--paced-fraction", type=float, default=0.5, help="Rate of the paced run, as a share of the drain's "
@@ -366,7 +367,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.n, args.baseline_n, args.train_rows, args.skip_minilm = 300, 30, args.train_rows or 3000, True
-        args.paced_seconds, args.file_size, args.chunk = 0, 100, 256
+        args.paced_seconds, args.file_size, args.chunk, args.files_per_trigger = 0, 100, 256, 8
 
     os.environ.update({"BENTOML_DO_NOT_TRACK": "True", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"})
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-stream-"))

@@ -177,7 +177,8 @@ def one_line(error: Any) -> str:
     return (lines[0] if lines else type(error).__name__)[:500]
 
 
-def supervise(queries: list, stop, grace: float, every: float = 0.5, prune=None) -> tuple[str, str | None]:
+def supervise(queries: list, stop, grace: float, every: float = 0.5, prune=None,
+              on_stopping=None) -> tuple[str, str | None]:
     """Wait until the queries end, fail or are asked to stop; return ``(state, reason or error)``."""
     while True:
         for query in queries:
@@ -189,6 +190,8 @@ def supervise(queries: list, stop, grace: float, every: float = 0.5, prune=None)
         if not any(query.isActive for query in queries):
             return "stopped", "available-now: every landing file present at start is processed"
         if stop.requested:
+            if on_stopping is not None:
+                on_stopping(stop.reason)
             deadline = time.monotonic() + grace
             for query in queries:
                 while (query.isActive and query.status["isTriggerActive"] and not stop.force

@@ -146,7 +146,8 @@ def run(args: Any, settings, paths: StreamPaths) -> int:
         status.update(state="running", query_id=str(queries[0].id), run_id=str(queries[0].runId))
         log.info("stream %s running: %s -> %s (scorer %s)", stream.name, paths.landing, paths.output, stream.scorer)
         state, reason = supervise(queries, stop, stream.stop_grace_s,
-                                  prune=pruner(paths, stream.landing_retention_hours, args.input == "files"))
+                                  prune=pruner(paths, stream.landing_retention_hours, args.input == "files"),
+                                  on_stopping=lambda why: status.update(state="stopping", stop_reason=why))
         for role in ("main", "deadletter"):
             event = status.terminated.get(role)
             if event is not None:

@@ -111,3 +111,30 @@ def test_dedup_window_in_a_stream(spark, tmp_path):
         assert state["numRowsTotal"] <= 2  # bounded: only ids seen within the window are kept
     finally:
         query.stop()
+
+
+def test_a_committed_batch_the_status_missed_is_recounted(spark, tmp_path):
+    """A driver killed between Spark's commit and the status write: the next one counts that batch from disk."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from spark_apps.stream.landing import write_landing
+    from spark_apps.stream.paths import StreamPaths
+    from spark_apps.stream.run import catch_up
+    from spark_apps.stream.status import StreamStatus
+
+    paths = StreamPaths.under(tmp_path / "s")
+    landing = write_landing(paths.landing, [post("a", "x"), post("b", "y"), post("a", "x again"), "{oops"])
+    part = paths.output / "date=2026-12-01" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["a", "b"]}), part)
+    for folder, entry in ((paths.main_checkpoint / "sources" / "0", {"path": f"file://{landing}", "batchId": 0}),
+                          (paths.output / "_spark_metadata", {"path": f"file://{part}", "action": "add"}),
+                          (paths.main_checkpoint / "commits", {"nextBatchWatermarkMs": 0})):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "0").write_text("v1\n" + json.dumps(entry) + "\n")
+    status = StreamStatus(paths.status, "s", config={}, paths={})
+    catch_up(spark, status, paths)
+    assert status.doc["batch_id"] == 0 and status.doc["totals_exact"]
+    assert status.doc["totals"] == {"rows_in": 4, "written": 2, "dead_letters": 1, "duplicates": 1,
+                                    "late_rows_dropped": 0, "batches": 1}
