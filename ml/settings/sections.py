@@ -176,6 +176,28 @@ class StreamSettings(Section):
     score_timeout_s: float = setting(30.0, "Timeout of one scoring call in seconds.", gt=0)
     score_retries: int = setting(5, "Retries of a failed scoring call (exponential backoff; Retry-After honoured).",
                                  ge=0, le=100)
+    score_backoff_s: float = setting(0.5, "First retry delay of a scoring call in seconds; doubles on each retry "
+                                          "(full jitter), capped by score_backoff_max_s.", gt=0)
+    score_backoff_max_s: float = setting(30.0, "Longest wait between two scoring attempts in seconds (also caps a "
+                                               "Retry-After).", gt=0)
+    score_concurrency: int = setting(2, "Scoring calls in flight at once per Spark partition (the service's "
+                                        "adaptive batching merges them).", ge=1, le=64)
+    max_files_per_trigger: int = setting(200, "Most landing files one micro-batch reads (maxFilesPerTrigger).",
+                                         ge=1)
+    dedup_window_hours: float = setting(24.0, "Exactly-once window W: a post id delivered again within W of its "
+                                              "first delivery reaching the job is dropped (state is kept about "
+                                              "W to 2W, then evicted).", gt=0)
+    state_partitions: int = setting(4, "Shuffle partitions of the Spark job, which hold the dedup state; fixed by "
+                                       "the checkpoint at a stream's first run.", ge=1, le=10_000)
+    arrow_batch_rows: int = setting(10_000, "Rows per Arrow batch handed to the Python scorer "
+                                            "(spark.sql.execution.arrow.maxRecordsPerBatch).", ge=1)
+    partition_by: str = setting("date,keyword", "Comma-separated partition columns of the output parquet: date "
+                                                "(UTC date of ingest_ts) and/or keyword; empty: none.",
+                                key="stream_partition_by", pattern=r"^((date|keyword)(,(date|keyword))?)?$")
+    landing_retention_hours: float = setting(0.0, "Delete landing files this many hours after both queries of the "
+                                                  "job committed them; 0 keeps them.", ge=0)
+    stop_grace_s: float = setting(120.0, "On SIGTERM (or the stop file), how long the job waits for the running "
+                                         "micro-batch to finish before it stops the query anyway.", ge=0)
     x_bearer_token: SecretStr | None = setting(None, "Bearer token of the X API v2 (the x source); never logged.",
                                                env="X_BEARER_TOKEN")
     bluesky_url: str = setting("wss://jetstream2.us-east.bsky.network/subscribe",
