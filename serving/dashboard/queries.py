@@ -6,15 +6,19 @@ partition columns are read from the folder names, so any ``stream_partition_by``
 ``date=`` folders its window touches, reads only the columns it needs and aggregates inside DuckDB; what comes
 back is one row per (time bucket, keyword, label), the latest posts, or a profile of 10 bins.
 
-Past days do not change, so their aggregates are kept in a small LRU cache (keyed by the day, the bucket size and a
-signature of the day's folder); only today's partition is read on every refresh. Memory is bounded by the cache's
-size and DuckDB's memory limit, not by the stream's history.
+What a refresh reads is bounded by what changed (:mod:`serving.dashboard.cache`): the days still being written
+(today and yesterday) are aggregated incrementally, each new part file read once; older days are aggregated whole
+once and kept in a small LRU keyed by a signature of their folders. The latest posts come from the newest files.
+Memory is bounded by those caches and DuckDB's memory limit, not by the stream's history.
+
+Spark's sink writes part files in place, so a file may still be incomplete when it is listed: live days skip files
+without a parquet footer until they are whole, and any other query that meets one retries without it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ml.drift import LABELS, SCORE_BINS
+from serving.dashboard.cache import BASE_BUCKET_S, DayCache, LiveDay, complete, rebucket
 from serving.dashboard.layout import Layout, entries, partition_value, unescape
 
 #: Window name -> (length, bucket seconds). Bucket sizes divide a day, so buckets line up with the date partitions.
@@ -33,9 +38,10 @@ WINDOWS: dict[str, tuple[timedelta, int]] = {
     "7d": (timedelta(days=7), 3600),
     "30d": (timedelta(days=30), 21600),
 }
-#: Past days are cached whole when a day has at most this many buckets (coarser windows); finer windows only
-#: touch a past day for a few minutes after midnight and query it with the time filter.
-CACHE_MAX_BUCKETS_PER_DAY = 96
+#: Days this close to today are still written to (late files after midnight): aggregated incrementally.
+LIVE_DAYS = 1
+#: Newest files the latest-posts query reads first (more when they hold fewer posts than asked for).
+LATEST_FILES = 32
 SERIES_COLUMNS = ["bucket", "keyword", "label", "n", "sum_p", "n_p"]
 POST_COLUMNS = ["ingest_ts", "keyword", "label", "p_positive", "scores", "text", "model", "source", "lang"]
 
@@ -68,7 +74,7 @@ class StreamReader:
         output: ``<home>/stream/<name>/output``.
         memory_mb: DuckDB's memory limit.
         threads: DuckDB threads (default: DuckDB's, the CPU count).
-        cache_entries: Past-day aggregates kept (least recently used first out).
+        cache_entries: Older days' aggregates kept (least recently used first out).
     """
 
     def __init__(self, output: Path, *, memory_mb: int = 1024, threads: int | None = None,
@@ -81,8 +87,8 @@ class StreamReader:
                                           **({"threads": threads} if threads else {})})
         # Spark writes INT96 (naive, UTC) timestamps, others write UTC-adjusted ones: both become naive UTC.
         self._db.execute("SET GLOBAL TimeZone = 'UTC'")
-        self._cache: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
-        self._cache_entries = cache_entries
+        self._days = DayCache(cache_entries)
+        self._live: dict[date, LiveDay] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -97,11 +103,23 @@ class StreamReader:
         hive = f", hive_partitioning = true, hive_types = {{{types}}}" if layout.keys else ", hive_partitioning = false"
         return f"read_parquet($files{hive}, union_by_name = true)"
 
-    def _query(self, sql: str, files: list[str], layout: Layout, **params: Any) -> pd.DataFrame:
+    def _query(self, sql: str, files: list[str], layout: Layout, **params: Any) -> pd.DataFrame | None:
+        """Run ``sql`` with ``{rel}`` reading ``files``; ``None`` when none of them is complete yet."""
+        import duckdb
+
         cursor = self._db.cursor()
         try:
-            return cursor.execute(sql.replace("{rel}", self._relation(layout, files)),
-                                  {"files": files, **params}).df()
+            try:
+                return cursor.execute(sql.replace("{rel}", self._relation(layout, files)),
+                                      {"files": files, **params}).df()
+            except duckdb.Error:
+                whole = [f for f in files if complete(f)]  # a part file the sink is still writing
+                if len(whole) == len(files):
+                    raise
+                if not whole:
+                    return None
+                return cursor.execute(sql.replace("{rel}", self._relation(layout, whole)),
+                                      {"files": whole, **params}).df()
         finally:
             cursor.close()
 
@@ -124,15 +142,16 @@ class StreamReader:
         if "date" not in layout.keys:
             return self._series_files(layout, layout.files(), bucket_s, start, end)
         today = end.date()
+        self._forget_live_days_before(today - timedelta(days=LIVE_DAYS))
         frames = []
         for day in _days(start.date(), today):
-            if day < today and 86400 // bucket_s <= CACHE_MAX_BUCKETS_PER_DAY:
-                whole = self._cached_day(layout, day, bucket_s)
-                frames.append(whole[(whole["bucket"] >= pd.Timestamp(start)) & (whole["bucket"] < pd.Timestamp(end))])
+            if (today - day).days <= LIVE_DAYS:
+                whole = rebucket(self._live_day(layout, day), bucket_s)
             else:
-                frames.append(self._series_files(layout, layout.files({day}), bucket_s, start, end))
+                whole = self._cached_day(layout, day, bucket_s)
+            frames.append(whole[(whole["bucket"] >= pd.Timestamp(start)) & (whole["bucket"] < pd.Timestamp(end))])
         frames = [f for f in frames if not f.empty]
-        return pd.concat(frames, ignore_index=True) if frames else _empty_series()
+        return _normalise_series(pd.concat(frames, ignore_index=True)) if frames else _empty_series()
 
     def _series_files(self, layout: Layout, files: list[str], bucket_s: int, start: datetime | None,
                       end: datetime | None) -> pd.DataFrame:
@@ -141,27 +160,35 @@ class StreamReader:
         timed = start is not None
         params = {"start": _naive(start), "end": _naive(end)} if timed else {}
         frame = self._query(self._series_sql(bucket_s, timed), files, layout, **params)
-        return _normalise_series(frame)
+        return _empty_series() if frame is None else _normalise_series(frame)
 
     def _cached_day(self, layout: Layout, day: date, bucket_s: int) -> pd.DataFrame:
-        key = (str(self.output), day, bucket_s, layout.keys, layout.signature(day))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        frame = self._series_files(layout, layout.files({day}), bucket_s, None, None)
-        with self._lock:
-            stale = [k for k in self._cache if k[:4] == key[:4]]  # older versions of the same day
-            for k in stale:
-                del self._cache[k]
-            self._cache[key] = frame
-            while len(self._cache) > self._cache_entries:
-                self._cache.popitem(last=False)
+        key = (day, bucket_s, layout.keys, layout.signature(day))
+        frame = self._days.get(key)
+        if frame is None:
+            frame = self._series_files(layout, layout.files({day}), bucket_s, None, None)
+            self._days.put(key, frame)
         return frame
 
-    def cache_info(self) -> dict[str, int]:
+    def _live_day(self, layout: Layout, day: date) -> pd.DataFrame:
         with self._lock:
-            return {"entries": len(self._cache), "rows": int(sum(len(f) for f in self._cache.values()))}
+            live = self._live.setdefault(day, LiveDay())
+        return live.update(layout.files({day}), lambda new: self._series_files(layout, new, BASE_BUCKET_S, None,
+                                                                                 None))
+
+    def _forget_live_days_before(self, first: date) -> None:
+        with self._lock:
+            for day in [d for d in self._live if d < first]:
+                del self._live[day]
+
+    def cache_info(self) -> dict[str, int]:
+        """Entries and rows held: older days' aggregates, and the live days' (with the files they have read)."""
+        info = self._days.info()
+        with self._lock:
+            live = list(self._live.values())
+        info.update(live_days=len(live), live_rows=sum(len(d.aggregate) for d in live),
+                    live_files=sum(len(d.seen) for d in live))
+        return info
 
     def latest(self, limit: int = 50, keyword: str | None = None) -> pd.DataFrame:
         """The newest ``limit`` posts (by ``ingest_ts``), newest first, from the newest partitions that hold any."""
@@ -169,17 +196,20 @@ class StreamReader:
         days: list[set[date] | None] = [{d} for d in reversed(layout.dates())] if "date" in layout.keys else [None]
         frames: list[pd.DataFrame] = []
         found = 0
+        where = "WHERE keyword IS NOT DISTINCT FROM $keyword" if keyword is not None else ""
+        params = {"keyword": keyword} if keyword is not None else {}
+        sql = (f"SELECT ingest_ts::TIMESTAMP AS ingest_ts, keyword, label, p_positive, scores, text, model, source, "
+               f"lang FROM {{rel}} {where} ORDER BY ingest_ts DESC LIMIT {int(limit)}")
         for day in days:
-            files = layout.files(day)
-            if not files:
-                continue
-            where = "WHERE keyword IS NOT DISTINCT FROM $keyword" if keyword is not None else ""
-            params = {"keyword": keyword} if keyword is not None else {}
-            frame = self._query(f"SELECT ingest_ts::TIMESTAMP AS ingest_ts, keyword, label, p_positive, scores, "
-                                f"text, model, source, lang FROM {{rel}} {where} "
-                                f"ORDER BY ingest_ts DESC LIMIT {int(limit)}", files, layout, **params)
-            frames.append(frame)
-            found += len(frame)
+            files = _newest_first(layout.files(day))
+            taken = 0
+            while taken < len(files) and found < limit:  # the newest files first, four times more each round
+                chunk = files[taken:taken + max(LATEST_FILES, 3 * taken)]
+                taken += len(chunk)
+                frame = self._query(sql, chunk, layout, **params)
+                if frame is not None:
+                    frames.append(frame)
+                    found += len(frame)
             if found >= limit:
                 break
         if not frames:
@@ -202,7 +232,8 @@ class StreamReader:
                 f"ELSE least({SCORE_BINS - 1}, greatest(0, floor(p_positive * {SCORE_BINS})))::INTEGER END AS bin, "
                 "count(*) AS n FROM {rel} WHERE ingest_ts::TIMESTAMP >= $start AND ingest_ts::TIMESTAMP < $end "
                 "GROUP BY ALL", files, layout, start=_naive(start), end=_naive(end))
-            for row in frame.itertuples(index=False):
+            for row in (frame if frame is not None else pd.DataFrame(columns=["label", "bin", "n"])).itertuples(
+                    index=False):
                 if row.label is not None:
                     labels[row.label] = labels.get(row.label, 0) + int(row.n)
                 if not pd.isna(row.bin):
@@ -222,7 +253,18 @@ class StreamReader:
         if not files:
             return []
         frame = self._query("SELECT DISTINCT keyword FROM {rel} WHERE keyword IS NOT NULL", files, layout)
-        return sorted(frame["keyword"].tolist())
+        return [] if frame is None else sorted(frame["keyword"].tolist())
+
+
+def _newest_first(files: list[str]) -> list[str]:
+    """Files by modification time, newest first (a stream writes its newest posts into its newest files)."""
+    def mtime(path: str) -> int:
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return 0
+
+    return sorted(files, key=mtime, reverse=True)
 
 
 def _naive(moment: datetime) -> datetime:
@@ -242,7 +284,9 @@ def _empty_series() -> pd.DataFrame:
 
 def _normalise_series(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame[SERIES_COLUMNS].copy()
-    frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+    bucket = pd.to_datetime(frame["bucket"])
+    bucket = bucket.dt.tz_convert("UTC") if bucket.dt.tz is not None else bucket.dt.tz_localize("UTC")
+    frame["bucket"] = bucket.astype("datetime64[us, UTC]")
     frame["keyword"] = frame["keyword"].astype(object).where(frame["keyword"].notna(), None)
     frame["n"] = frame["n"].astype("int64")
     frame["n_p"] = frame["n_p"].astype("int64")

@@ -183,3 +183,44 @@ def test_a_busy_day_stays_exact(tmp_path, now):
     write_output(tmp_path / "out", rows, files_per_partition=7)
     start, end, _ = window_bounds("1h", now)
     assert as_counts(StreamReader(tmp_path / "out", threads=1).series("1h", now)) == expected_counts(rows, start, end)
+
+
+def test_today_is_read_incrementally_and_a_file_still_being_written_waits(output, now, monkeypatch):
+    out, rows = output
+    reader = StreamReader(out)
+    read: list[list[str]] = []
+    original = reader._series_files
+    monkeypatch.setattr(reader, "_series_files", lambda layout, files, *a: read.append(files) or original(
+        layout, files, *a))
+    first = int(reader.series("1h", now)["n"].sum())
+    assert read and reader.cache_info()["live_files"] == sum(len(f) for f in read)
+    read.clear()
+    assert int(reader.series("1h", now)["n"].sum()) == first and read == [], "nothing new, nothing read"
+    new = [post(now - timedelta(minutes=1), "kindle", "Negative") for _ in range(3)]
+    path = write_output(out, new, files_per_partition=1, batch=1)[0]
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # the sink is still writing it: no footer yet
+    assert int(reader.series("1h", now)["n"].sum()) == first and read == []
+    assert len(reader.latest(1000)) == len(rows) and reader.profile("1h", now)["n"] == first  # skipped, no error
+    path.write_bytes(whole)
+    assert int(reader.series("1h", now)["n"].sum()) == first + 3
+    assert read == [[str(path)]], "only the new file was read"
+
+
+def test_latest_posts_read_the_newest_files_first(tmp_path, now, monkeypatch):
+    import time
+
+    out = tmp_path / "out"
+    for i in range(40):  # forty micro-batches, oldest first
+        write_output(out, [post(now - timedelta(minutes=40 - i), "kindle", "Positive", text=f"batch {i}")],
+                     files_per_partition=1, batch=i)
+        time.sleep(0.002)
+    reader = StreamReader(out)
+    chunks: list[int] = []
+    original = reader._query
+    monkeypatch.setattr(reader, "_query", lambda sql, files, *a, **k: chunks.append(len(files)) or original(
+        sql, files, *a, **k))
+    assert reader.latest(3)["text"].tolist() == ["batch 39", "batch 38", "batch 37"]
+    assert chunks == [32]
+    chunks.clear()
+    assert len(reader.latest(35)) == 35 and chunks == [32, 8]
