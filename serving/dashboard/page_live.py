@@ -28,7 +28,8 @@ def _body(ctx: Context) -> None:
     start, end, bucket_s = queries.window_bounds(ctx.window, now)
     reader = ctx.reader
     series = reader.series(ctx.window, now)
-    known = sorted({summary.NO_KEYWORD if k is None else k for k in series["keyword"].unique()})
+    known = {summary.NO_KEYWORD if k is None else k for k in series["keyword"].unique()}
+    known = sorted(known | set(st.session_state.get("keywords") or []))  # a chosen keyword that left the window
     chosen = st.multiselect("Keywords", known, key="keywords", placeholder="All keywords",
                             help="Leave empty for every keyword.") or None
     totals = summary.overall(series, chosen)
