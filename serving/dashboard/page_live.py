@@ -123,8 +123,9 @@ def _charts(series, start, end, bucket_s, chosen, ctx: Context) -> None:
     p_chart = alt.Chart(means.dropna()).mark_line(point=False).encode(
         x=x, y=alt.Y("p:Q", title="P(positive)", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("measure:N", title=None), strokeDash=alt.StrokeDash("measure:N", legend=None))
-    by_keyword = _naive(summary.keyword_shares(series, start, end, bucket_s, keywords=chosen))
-    k_chart = alt.Chart(by_keyword.dropna(subset=["share_Positive"])).mark_line(point=True).encode(
+    rolling = ctx.settings.dashboard.rolling_buckets
+    by_keyword = _naive(summary.keyword_shares(series, start, end, bucket_s, keywords=chosen, rolling=rolling))
+    k_chart = alt.Chart(by_keyword.dropna(subset=["share_Positive"])).mark_line().encode(
         x=x, y=alt.Y("share_Positive:Q", title="share Positive", axis=alt.Axis(format="%"),
                      scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("keyword:N", title="keyword"), tooltip=["keyword:N", "posts:Q",
@@ -132,7 +133,7 @@ def _charts(series, start, end, bucket_s, chosen, ctx: Context) -> None:
     left, right = st.columns(2)
     left.caption("Mean P(positive): per bucket and rolling")
     left.altair_chart(p_chart.properties(height=240), width="stretch")
-    right.caption("Share Positive per keyword (the 10 busiest)")
+    right.caption(f"Share Positive per keyword over the last {rolling} buckets (the 10 busiest)")
     right.altair_chart(k_chart.properties(height=240), width="stretch")
 
 

@@ -89,16 +89,18 @@ def overall(series: pd.DataFrame, keywords: list[str] | None = None) -> dict[str
 
 
 def keyword_shares(series: pd.DataFrame, start: datetime, end: datetime, bucket_s: int, *,
-                   keywords: list[str] | None = None, top: int = 10) -> pd.DataFrame:
-    """Long frame for a chart of each keyword over time: ``bucket``, ``keyword``, ``posts``, ``share_Positive``,
-    ``mean_p``; the ``top`` busiest keywords of the window (all chosen ones when fewer)."""
+                   keywords: list[str] | None = None, top: int = 10, rolling: int = 1) -> pd.DataFrame:
+    """Long frame for a chart of each keyword over time: ``bucket``, ``keyword``, ``posts``, ``share_Positive``
+    (over the last ``rolling`` buckets), ``mean_p``; the ``top`` busiest keywords of the window."""
     frame = _select(series, keywords)
     busiest = frame.groupby("keyword")["n"].sum().sort_values(ascending=False).head(top).index.tolist()
     rows = []
     for keyword in busiest:
         line = timeline(frame[frame["keyword"] == keyword], start, end, bucket_s, rolling=1)
+        window = line[["Positive", "total"]].rolling(rolling, min_periods=1).sum()
         rows.append(pd.DataFrame({"bucket": line["bucket"], "keyword": keyword, "posts": line["total"],
-                                  "share_Positive": line["share_Positive"], "mean_p": line["mean_p"]}))
+                                  "share_Positive": window["Positive"] / window["total"].where(window["total"] > 0),
+                                  "mean_p": line["mean_p"]}))
     if not rows:
         return pd.DataFrame(columns=["bucket", "keyword", "posts", "share_Positive", "mean_p"])
     return pd.concat(rows, ignore_index=True)

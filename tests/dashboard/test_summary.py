@@ -65,6 +65,8 @@ def test_keyword_shares_keep_the_busiest():
     shares = summary.keyword_shares(SERIES, START, END, 60, top=1)
     assert set(shares["keyword"]) == {"kindle"} and len(shares) == 5
     assert shares["posts"].sum() == 6
+    rolled = summary.keyword_shares(SERIES, START, END, 60, top=1, rolling=3)["share_Positive"].tolist()
+    assert rolled[0] == 0.75 and rolled[2] == pytest.approx(3 / 6)  # buckets 0..2: 3 Positive of 6 posts
 
 
 def test_scores_and_profiles():
