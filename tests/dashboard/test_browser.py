@@ -94,6 +94,9 @@ def test_live_numbers_equal_the_fixture(page, site):
     page.goto(site["url"] + "/")
     want = expected(site["rows"], site["now"] - timedelta(hours=1))
     wait_metric(page, "Posts in window", want["Posts in window"])
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stTable"] th')]
+        .some(th => th.innerText.trim() === 'mean P(positive)')""")  # the table per keyword is drawn
+    wait_idle(page)
     shown = metrics(page)
     assert {k: shown[k] for k in want} == want
     assert (shown["Rows written"], shown["Dead letters"], shown["Restarts"], shown["Rows/s in"]) == \
