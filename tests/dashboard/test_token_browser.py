@@ -3,6 +3,9 @@ presents it (login form or ``?token=``), and the token shows up in no log."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -25,6 +28,8 @@ def get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +51,8 @@ def test_an_open_address_without_a_token_refuses_to_start(home, tmp_path):
 @pytest.fixture(scope="module")
 def site(home, tmp_path_factory):
     log = tmp_path_factory.mktemp("token-logs") / "dashboard.log"
-    with running_dashboard(home, log, host="0.0.0.0", env={"SENTIMENT_DASHBOARD_TOKEN": TOKEN}) as (url, _):
-        yield {"url": url, "log": log, "shots": artifacts_dir(tmp_path_factory, "dashboard-token")}
+    with running_dashboard(home, log, host="0.0.0.0", env={"SENTIMENT_DASHBOARD_TOKEN": TOKEN}) as (url, process):
+        yield {"url": url, "log": log, "process": process, "shots": artifacts_dir(tmp_path_factory, "dashboard-token")}
 
 
 def test_without_the_token_only_the_login_form(site):
@@ -81,3 +86,16 @@ def test_the_page_renders_only_after_the_token(browser, site):
     assert TOKEN not in page.url and page.url.endswith("/models")
     context.close()
     assert TOKEN not in site["log"].read_text()
+
+
+def test_it_prints_its_url_without_the_token_and_stops_on_sigterm(site):
+    port = site["url"].rsplit(":", 1)[1]
+    first = next(line for line in site["log"].read_text().splitlines() if line.startswith("dashboard: "))
+    assert f"http://127.0.0.1:{port}/" in first and "SENTIMENT_DASHBOARD_TOKEN" in first and TOKEN not in first
+    process = site["process"]
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the dashboard did not stop within 15 s of SIGTERM")
+    assert get(site["url"] + "/_stcore/health")[0] == 0
