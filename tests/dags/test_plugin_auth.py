@@ -89,7 +89,9 @@ def test_a_browser_goes_through_airflows_login_and_back(api_server):
     sync_api = pytest.importorskip("playwright.sync_api")
     url, home = api_server
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
         page = browser.new_page()
         page.goto(f"{url}/sentiment/leaderboard")
         page.wait_for_url("**/auth/login**")
