@@ -15,7 +15,7 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install up down status airflow-env config train-classical test test-fast lint bench lock clean
+.PHONY: help install browser up down status airflow-env config dashboard train-classical test test-fast lint bench bench-dashboard lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -33,7 +33,16 @@ $(STAMP): requirements.lock requirements.in pyproject.toml
 	$(PY) -m pip check
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) ## Create .venv and install pinned dependencies (idempotent; fast when up to date)
+install: $(STAMP) browser ## Create .venv and install pinned dependencies (idempotent; fast when up to date)
+
+browser: ## Debian's chromium for the browser tests (apt-get when missing, as root; else a message)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (the browser tests are skipped without it)"; \
+	  fi; }
 
 up: install ## Set up and run the platform's main job on embedded defaults (ARGS="--retrain --families logreg,gru")
 	$(PY) -m ops up $(ARGS)
@@ -49,6 +58,9 @@ airflow-env: ## Print the exports that point the `airflow` CLI at the platform: 
 
 config: install ## Print every setting, its value, where it came from, and its help
 	@$(PY) -m ml config
+
+dashboard: install ## Serve the live dashboard on http://127.0.0.1:8501 (ARGS="--host 0.0.0.0" needs SENTIMENT_DASHBOARD_TOKEN)
+	$(PY) -m serving.dashboard $(ARGS)
 
 train-classical: install ## CLI only, no Airflow: download -> prepare -> train the classical family -> evaluate
 	$(PY) -m ml data download
@@ -69,6 +81,9 @@ lint: install ## ruff, and the layer order (import-linter; see pyproject.toml)
 
 bench: install ## Run the benchmarks on ../shared/data (DATA=... to point elsewhere)
 	$(PY) bench/classical.py --data $${DATA:-../shared/data}
+
+bench-dashboard: install ## Time the dashboard's Live queries on 1M and 10M synthetic posts (cold, warm, RSS)
+	$(PY) bench/dashboard.py
 
 lock: ## Re-resolve requirements.in and rewrite requirements.lock
 	$(PY) -m pip install -r requirements.in

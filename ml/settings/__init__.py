@@ -32,6 +32,7 @@ from ml.errors import ConfigError
 from ml.settings.sections import (
     OFFICIAL_URL,
     SECTIONS,
+    DashboardSettings,
     DataSettings,
     ModelSettings,
     PathsSettings,
@@ -90,6 +91,7 @@ class Settings(BaseModel):
     service: ServiceSettings = ServiceSettings()
     platform: PlatformSettings = PlatformSettings()
     stream: StreamSettings = StreamSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     # ------------------------------------------------------------------ where values came from
@@ -269,6 +271,6 @@ def _describe_errors(exc: ValidationError, values: dict[str, dict[str, Any]]) ->
 
 
 __all__ = [
-    "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings",
+    "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings",
     "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
 ]

@@ -226,6 +226,50 @@ class StreamSettings(Section):
     ingest_retry_max_s: float = setting(320.0, "Longest wait between reconnects of a live source.", gt=0)
 
 
+class DashboardSettings(Section):
+    """The live dashboard (``python -m serving.dashboard``): where it listens, who may open it, what it shows."""
+
+    host: str = setting("127.0.0.1", "Bind address of the dashboard (an IP address or localhost); any address "
+                                     "other than loopback needs dashboard_token.", key="dashboard_host")
+    port: int = setting(8501, "Port of the dashboard.", key="dashboard_port", ge=1, le=65535)
+    token: SecretStr | None = setting(None, "Token that opens the dashboard (its login form, or ?token= once per "
+                                            "browser session); required on a non-loopback address; never logged.",
+                                      key="dashboard_token")
+    refresh_s: float = setting(5.0, "Seconds between refreshes of the live parts of the dashboard.",
+                               key="dashboard_refresh_s", ge=1, le=3600)
+    stale_s: float = setting(60.0, "The stream's health turns red when its last micro-batch, or the last update "
+                                   "of its status file, is older than this many seconds.", key="dashboard_stale_s",
+                             gt=0)
+    window: Literal["15m", "1h", "6h", "24h", "7d", "30d"] = setting(
+        "1h", "Time window the Live and Drift pages open with (15m, 1h, 6h, 24h, 7d or 30d).", key="dashboard_window")
+    latest_posts: int = setting(50, "Latest posts listed on the Live page.", key="dashboard_latest_posts", ge=1,
+                                le=1000)
+    rolling_buckets: int = setting(5, "Time buckets averaged by the rolling mean of P(positive) on the Live page.",
+                                   key="dashboard_rolling_buckets", ge=1, le=100)
+    psi_threshold: float = setting(0.2, "Live drift flag: PSI of the window's P(positive) histogram against the "
+                                        "champion's validation profile above this.", key="dashboard_psi_threshold",
+                                   gt=0)
+    js_threshold: float = setting(0.1, "Live drift flag: Jensen-Shannon distance of the window's label "
+                                       "distribution against the champion's validation profile above this.",
+                                  key="dashboard_js_threshold", gt=0, le=1)
+    memory_mb: int = setting(1024, "Memory limit of the dashboard's DuckDB queries in MB (a query that needs more "
+                                   "fails instead of growing).", key="dashboard_memory_mb", ge=64)
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value != "localhost":
+            ip_address(value)
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _no_blank_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # SENTIMENT_DASHBOARD_TOKEN="" means no token
+        return value
+
+
 SECTIONS: dict[str, type[Section]] = {
     "paths": PathsSettings,
     "data": DataSettings,
@@ -234,4 +278,5 @@ SECTIONS: dict[str, type[Section]] = {
     "service": ServiceSettings,
     "platform": PlatformSettings,
     "stream": StreamSettings,
+    "dashboard": DashboardSettings,
 }

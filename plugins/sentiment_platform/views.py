@@ -5,7 +5,11 @@ Mounted by :mod:`sentiment_platform_plugin` at ``/sentiment`` of the Airflow API
 * ``/sentiment/leaderboard``: the newest run's leaderboard (``?run=<run id>`` picks another) and the run list;
 * ``/sentiment/reports/<run>/<file>``: a report file (``leaderboard.png``, ``leaderboard.json``, ``run.json``...).
 
-It only reads files; everything it shows was computed by ``ml.evaluate``.
+Both need Airflow's own login, like the rest of the API server: the UI's session cookie or an
+``Authorization: Bearer`` token from ``/auth/token`` (Airflow's ``get_user`` dependency), and the auth manager's
+permission for the custom view :data:`RESOURCE`. Without a login, a browser is sent to Airflow's login page (and
+comes back), any other client gets 401. It only reads files; everything it shows was computed by ``ml.evaluate``.
+The live view of the stream, the models and drift is the dashboard (``python -m serving.dashboard``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,37 @@ import json
 import re
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse
+from airflow.api_fastapi.core_api.security import GetUserDep
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
+#: The custom view the auth manager is asked about (``is_authorized_custom_view``).
+RESOURCE = "Sentiment reports"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 COLUMNS = ("model", "family", "accuracy", "f1", "test_accuracy", "test3_macro_f1", "train_seconds", "n_train")
 
-app = FastAPI(title="Sentiment platform reports", docs_url=None, redoc_url=None, openapi_url=None)
+
+def authorized(user: GetUserDep) -> None:
+    """Airflow's login (401 without one) and the auth manager's permission to read the reports (else 403)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=RESOURCE, user=user):
+        raise HTTPException(403, "Forbidden")
+
+
+app = FastAPI(title="Sentiment platform reports", docs_url=None, redoc_url=None, openapi_url=None,
+              dependencies=[Depends(authorized)])
+
+
+@app.exception_handler(HTTPException)
+async def _login_first(request: Request, exc: HTTPException):
+    """A browser without a login goes to Airflow's login page, which brings it back here; others get the error."""
+    if exc.status_code == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=target), status_code=303)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def reports_root() -> Path:

@@ -135,9 +135,11 @@ def test_readiness_and_sensor(fake, monkeypatch):
 def test_report_pages(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from sentiment_platform.views import app
+    from sentiment_platform.views import app, authorized
 
     monkeypatch.setenv("SENTIMENT_HOME", str(tmp_path))
+    assert TestClient(app).get("/leaderboard").status_code == 401  # Airflow's login (tests/dags/test_plugin_auth.py)
+    monkeypatch.setattr(app, "dependency_overrides", {authorized: lambda: None})  # as if signed in
     client = TestClient(app)
     assert "No leaderboard yet" in client.get("/leaderboard").text
     run = tmp_path / "reports" / "manual__r1"
@@ -162,3 +164,4 @@ def test_plugin_registers_the_pages(monkeypatch):
     assert plugin.fastapi_apps[0]["url_prefix"] == "/sentiment"
     hrefs = [v["href"] for v in plugin.external_views]
     assert "/sentiment/leaderboard" in hrefs and "http://127.0.0.1:3999/" in hrefs
+    assert "http://127.0.0.1:8501/" in hrefs  # the dashboard

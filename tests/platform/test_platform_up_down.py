@@ -16,9 +16,10 @@ from ml.processes import session_members
 pytestmark = pytest.mark.slow
 
 
-def get(url: str, body: dict | None = None) -> tuple[int, str]:
+def get(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, str]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
@@ -56,7 +57,11 @@ def test_up_twice_status_down(tmp_path, s140_zip):
         assert get(f"{airflow_url}/")[0] == 200
         health = json.loads(get(f"{airflow_url}/api/v2/monitor/health")[1])
         assert {health[k]["status"] for k in ("scheduler", "dag_processor", "triggerer")} == {"healthy"}
-        status, page = get(f"{airflow_url}/sentiment/leaderboard")
+        # the plugin's pages need Airflow's login, like its API
+        assert get(f"{airflow_url}/sentiment/leaderboard")[0] == 401
+        password = json.loads((home / "airflow" / "passwords.json").read_text())["admin"]
+        token = json.loads(get(f"{airflow_url}/auth/token", {"username": "admin", "password": password})[1])
+        status, page = get(f"{airflow_url}/sentiment/leaderboard", token=token["access_token"])
         assert status == 200 and "logreg" in page
         assert get(f"{service_url}/readyz")[0] == 200
         status, body = get(f"{service_url}/classify", {"texts": ["I love this so much", "I hate this so much"]})
