@@ -95,6 +95,8 @@ def run_ingest(source: Source, sink: Sink, *, status: Status, store: StateStore 
     """
     stop = stop or threading.Event()
     key = source.state_key
+    if store is not None:
+        store.settle(getattr(sink, "landed", lambda _name: False))
     initial = store.get(key) if (store is not None and key) else None
     status.set(state=initial)
 
@@ -103,7 +105,13 @@ def run_ingest(source: Source, sink: Sink, *, status: Status, store: StateStore 
             store.save(key, state)
         status.set(state=state)
 
+    def intend(state: Any, file: str) -> None:
+        if store is not None and key:
+            store.intend(key, state, file)
+
     sink.on_commit = commit
+    if hasattr(sink, "on_intent"):
+        sink.on_intent = intend
     q: queue.Queue = queue.Queue(maxsize=queue_size)
 
     def emit(item: Item) -> bool:

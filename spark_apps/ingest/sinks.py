@@ -3,7 +3,9 @@
 
 Both take whole lines (:func:`spark_apps.ingest.records.to_line`) with the source's position after each, and call
 ``on_commit(state)`` once everything up to that position is durable (file sink: renamed into place; socket sink:
-handed to a connected client), so the saved position never runs ahead of the posts.
+handed to a connected client), so the saved position never runs ahead of the posts. The file sink also calls
+``on_intent(state, name)`` just before a rename, so the position can be recovered when a crash falls between the
+rename and ``on_commit`` (see :meth:`spark_apps.ingest.state.StateStore.settle`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from spark_apps.ingest.state import fsync_dir
 log = logging.getLogger(__name__)
 
 Commit = Callable[[Any], None]
+Intent = Callable[[Any, str], None]
 _TEMP = re.compile(r"^\.part-\d+-(\d+)-\d+\.jsonl\.tmp$")
 
 
@@ -49,16 +52,18 @@ class FileSink:
         max_bytes: Rotate at this size.
         max_seconds: Rotate this long after the file's first post (see :meth:`tick`).
         on_commit: Called with the position of the last post of each renamed file.
+        on_intent: Called with that position and the file's final name just before the rename.
     """
 
     kind = "file"
 
     def __init__(self, folder: Path, *, max_bytes: int = 1 << 20, max_seconds: float = 2.0,
-                 on_commit: Commit | None = None):
+                 on_commit: Commit | None = None, on_intent: Intent | None = None):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
         self.on_commit = on_commit
+        self.on_intent = on_intent
         self.files = 0
         self.bytes = 0
         self.dropped = 0
@@ -127,6 +132,8 @@ class FileSink:
         fh.flush()
         os.fsync(fh.fileno())
         fh.close()
+        if state is not None and self.on_intent is not None:
+            self.on_intent(state, final.name)
         os.rename(tmp, final)
         fsync_dir(self.folder)
         self.files += 1
@@ -136,6 +143,10 @@ class FileSink:
         if state is not None:
             self._commit(state)
         return final
+
+    def landed(self, name: str) -> bool:
+        """Whether the file ``name`` is in place in the landing folder."""
+        return (self.folder / name).is_file()
 
     def close(self) -> None:
         """Rename the current file into place and save the last position."""

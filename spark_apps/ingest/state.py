@@ -2,7 +2,11 @@
 
     landing/              the sink's files (the Spark job's input)
     ingest/state.json     where each source stopped: {"version": 1, "updated_at": ..., "replay": {...},
-                          "bluesky": {...}}; a section is saved only once the posts before it are durable
+                          "bluesky": {...}}; a section is saved only once the posts before it are durable.
+                          While a landing file is renamed into place it also holds the intent
+                          ``"pending": {"section", "file", "value"}``; a restart settles it (see
+                          :meth:`StateStore.settle`), so a crash between the rename and the save neither loses
+                          nor repeats a post
     ingest/status.json    what the ingest is doing, for the dashboard and the supervisor (see :class:`Status`)
     ingest/ingest.lock    held (``flock``) by the running ingest: a second one on the same stream refuses to start
 
@@ -17,7 +21,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +138,12 @@ def stream_lock(path: Path) -> Iterator[None]:
 
 
 class StateStore:
-    """``state.json``: one section per source (``replay``, ``bluesky``), each replaced whole when saved."""
+    """``state.json``: one section per source (``replay``, ``bluesky``), each replaced whole when saved.
+
+    A file sink lands a file in three durable steps: :meth:`intend` (the position the file reaches and its name),
+    the rename, :meth:`save`. :meth:`settle`, run before a restart reads its position, finishes a landing a crash
+    interrupted: the position is taken if the file is in place and dropped if it is not.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -147,14 +156,36 @@ class StateStore:
         value = self._data.get(section)
         return dict(value) if isinstance(value, dict) else None
 
+    def intend(self, section: str, value: dict[str, Any], file: str) -> None:
+        """Record that landing ``file`` moves ``section`` to ``value`` (before the rename)."""
+        pending = {"section": section, "file": file, "value": value}
+        self._write({**self._data, "pending": pending})
+
     def save(self, section: str, value: dict[str, Any]) -> None:
-        if self._data.get(section) == value:
+        if self._data.get(section) == value and "pending" not in self._data:
             return
-        self._data = {**self._data, "version": STATE_VERSION, "updated_at": now_iso(), section: value}
+        data = {k: v for k, v in self._data.items() if k != "pending"}
+        self._write({**data, section: value})
+
+    def settle(self, landed: Callable[[str], bool]) -> None:
+        """Finish a landing that a crash interrupted: keep its position if ``landed(file)``, else forget it."""
+        pending = self._data.get("pending")
+        if not isinstance(pending, dict):
+            return
+        section, file, value = pending.get("section"), str(pending.get("file")), pending.get("value")
+        if section and isinstance(value, dict) and landed(file):
+            log.warning("%s was landed before a crash saved its position: taking its position", file)
+            self.save(section, value)
+        else:
+            log.warning("%s was never landed before a crash: its posts come again", file)
+            self._write({k: v for k, v in self._data.items() if k != "pending"})
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self._data = {**data, "version": STATE_VERSION, "updated_at": now_iso()}
         write_json_atomic(self.path, self._data)
 
     def snapshot(self) -> dict[str, Any]:
-        return dict(self._data)
+        return {k: v for k, v in self._data.items() if k != "pending"}
 
 
 class Status:

@@ -87,3 +87,40 @@ def test_bad_option_is_one_line(tmp_path):
     proc = start(["--source", "bluesky", "--keywords", ""], tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and err.strip().splitlines()[-1].startswith("error: the bluesky source needs keywords")
+
+
+_CRASH_AFTER_RENAME = """
+import os, sys
+from spark_apps.ingest.state import StateStore
+saves = {"n": 0}
+real_save = StateStore.save
+def save(self, section, value):
+    saves["n"] += 1
+    if saves["n"] == 3:  # the third landed file is renamed into place; die before its position is saved
+        os._exit(9)
+    real_save(self, section, value)
+StateStore.save = save
+from spark_apps.ingest.cli import cli
+sys.argv = ["ingest", *sys.argv[1:]]
+cli()
+"""
+
+
+def test_a_crash_between_the_rename_and_the_save_repeats_nothing(tmp_path):
+    zip_path = make_s140_zip(tmp_path / "trainingandtestdata.zip", n_train=200, n_test=10)
+    home = tmp_path / "home"
+    landing = home / "stream/tweets/landing"
+    env = {**os.environ, "SENTIMENT_HOME": str(home), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+    env.pop("SENTIMENT_CONFIG", None)
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_AFTER_RENAME, "--file", str(zip_path), "--rate", "0",
+                              "--rotate-bytes", "2000", "-q"], env=env, capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == 9, crashed.stderr
+    state = json.loads((home / "stream/tweets/ingest/state.json").read_text())
+    assert state["pending"]["file"] in {p.name for p in landed_files(landing)}, "the crash fell after the rename"
+    assert len(landed_files(landing)) == 3
+    proc = start(["--file", str(zip_path), "--rate", "0", "-q"], home)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    ids = [r["id"] for r in read_landing(landing)]
+    assert ids == [str(14_000 + i) for i in range(10)] + [str(1_000_000 + i) for i in range(200)]
+    assert "pending" not in json.loads((home / "stream/tweets/ingest/state.json").read_text())
