@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,40 @@ def drivers(stream: str) -> list[int]:
                 and stream in args and args[args.index(stream) - 1] == "--name":
             found.append(int(entry.name))
     return found
+
+
+#: Texts the stream tests replay (one has nothing left after cleaning: Neutral, no probability).
+TEXTS = ["I love this so much", "what a terrible day", "so happy right now", "I hate this so much",
+         "@someone http://t.co/x", "best movie ever #mood", "stuck in traffic again", "zyxw qvut"]
+
+
+def replay_file(path: Path, n: int) -> str:
+    """A JSON-lines file of ``n`` posts ``post-<i>`` to replay (keywords ``phone`` and ``kindle``)."""
+    with open(path, "w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"post-{i}", "text": TEXTS[i % len(TEXTS)],
+                                 "keyword": "phone" if i % 3 else "kindle"}) + "\n")
+    return str(path)
+
+
+def output_rows(home: Path, stream: str):
+    """A stream's committed output as a pandas DataFrame (None before the first batch)."""
+    from spark_apps.stream.sparklog import committed_table
+
+    table = committed_table(home / "stream" / stream / "output")
+    return None if table is None else table.to_pandas()
+
+
+def wait_for(what: str, check, timeout: float, process=None, interval: float = 1.0):
+    """Poll ``check()`` until it returns something truthy; fail (with the log of ``process``, the DAG run that
+    must keep running meanwhile) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if process is not None and not process.running():
+            raise AssertionError(f"{what}: the DAG run ended first:\n{process.log_tail(60)}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:.0f}s" + (f":\n{process.log_tail(60)}" if process else ""))
+        time.sleep(interval)

@@ -17,8 +17,11 @@ from airflow_harness import (
     free_port,
     install_model,
     landing_ids,
+    output_rows,
+    replay_file,
     stop_components,
     stream_env,
+    wait_for,
 )
 
 from ml import components
@@ -26,38 +29,6 @@ from ml.processes import Process
 from spark_apps.stream.status import read_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
-TEXTS = ["I love this so much", "what a terrible day", "so happy right now", "I hate this so much", "@someone http://t.co/x",
-         "best movie ever #mood", "stuck in traffic again", "zyxw qvut"]
-
-
-def replay_file(path, n: int) -> str:
-    with open(path, "w") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"id": f"post-{i}", "text": TEXTS[i % len(TEXTS)],
-                                 "keyword": "phone" if i % 3 else "kindle"}) + "\n")
-    return str(path)
-
-
-def output_rows(home, stream):
-    from spark_apps.stream.sparklog import committed_table
-
-    table = committed_table(home / "stream" / stream / "output")
-    return None if table is None else table.to_pandas()
-
-
-def wait_for(what, check, timeout, process=None, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if process is not None and not process.running():
-            raise AssertionError(f"{what}: the DAG run ended first:\n{process.log_tail(60)}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:.0f}s" + (f":\n{process.log_tail(60)}" if process else ""))
-        time.sleep(interval)
-
-
 def test_stream_end_to_end_with_a_champion_roll_mid_stream(airflow_home, tmp_path, trained_home, stream_model):
     home = tmp_path / "home"
     old_tag = install_model(stream_model, home)
