@@ -114,14 +114,16 @@ def summarise(frame: pd.DataFrame) -> tuple[dict[str, Any], Any]:
 
 def reference_of(settings: Settings, tag: str) -> dict[str, Any] | None:
     """The validation profile of a packaged model: its BentoML metadata, else its training run's leaderboard row."""
-    try:
-        from serving.package import model_store
+    name, _, version = tag.partition(":")
+    if (settings.bentoml_home / "models" / name / version).is_dir():  # (importing BentoML costs seconds)
+        try:
+            from serving.package import model_store
 
-        meta = model_store(settings).get(tag).info.metadata
-        if isinstance(meta.get("reference"), dict):
-            return meta["reference"]
-    except Exception:  # not in this store (deleted, another machine): look in the training reports
-        pass
+            meta = model_store(settings).get(tag).info.metadata
+            if isinstance(meta.get("reference"), dict):
+                return meta["reference"]
+        except Exception:  # unreadable: look in the training reports
+            log.warning("could not read the metadata of %s in the model store", tag, exc_info=True)
     for record_path in sorted(settings.reports_root.glob("*/run.json")) if settings.reports_root.is_dir() else []:
         try:
             run = json.loads(record_path.read_text())
@@ -143,12 +145,15 @@ def pick_reference(settings: Settings, models: Mapping[str, int]) -> tuple[dict[
         found = reference_of(settings, tag)
         if found:
             return found, tag
+    from serving import MODEL_NAME
+
+    if not (settings.bentoml_home / "models" / MODEL_NAME / "latest").is_file():
+        return None, None  # nothing packaged at all
     try:
-        from serving import MODEL_NAME
         from serving.package import model_store
 
         latest = str(model_store(settings).get(f"{MODEL_NAME}:latest").tag)
-    except Exception:  # nothing packaged at all
+    except Exception:
         return None, None
     found = reference_of(settings, latest)
     return (found, latest) if found else (None, None)

@@ -54,9 +54,9 @@ def migrate(env: dict[str, str], timeout: float = 300) -> None:
 
 
 def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any], timeout: float = 600,
-              log: Path | None = None) -> subprocess.CompletedProcess:
-    """Run one DAG run in-process with ``airflow dags test DAG -c CONF``; its output also goes to ``log``."""
-    done = subprocess.run([str(BIN / "airflow"), "dags", "test", dag_id, "-c", json.dumps(conf)], env=env,
+              log: Path | None = None, logical_date: str | None = None) -> subprocess.CompletedProcess:
+    """Run one DAG run in-process with ``airflow dags test DAG [DATE] -c CONF``; its output also goes to ``log``."""
+    done = subprocess.run(dags_test_cmd(dag_id, conf, logical_date), env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if log is not None:
         log.write_text(done.stdout + "\n---- stderr ----\n" + done.stderr)
