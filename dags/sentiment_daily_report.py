@@ -1,7 +1,8 @@
 """
 ### Daily report of a stream (backfillable)
 
-`@daily`, over the stream's parquet partition of the run's logical date (UTC, by ingest time): one task,
+Daily (a data interval per UTC day: the run of day D starts after D ends, and its logical date is D), over the
+stream's parquet partition of that date (UTC, by ingest time): one task,
 `build_report`, writes `<home>/stream/<stream>/reports/date=YYYY-MM-DD/`:
 
 * `summary.json`: rows, and per keyword the counts and shares of Positive / Negative / Neutral and the mean
@@ -31,6 +32,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from ml.settings import get_settings
 from sentiment_platform.assets import DAILY_REPORT
@@ -44,7 +46,9 @@ STREAM = get_settings().stream
     dag_display_name="Daily stream report",
     description="Per keyword, hour and label: counts, shares, mean P(positive); drift against the champion.",
     doc_md=__doc__,
-    schedule="@daily",
+    # a data interval per UTC day: the run of day D is due after D ends, and its logical date is D (Airflow 3's
+    # "@daily" is a trigger timetable whose run at midnight would name the day that just began)
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=4,

@@ -258,9 +258,10 @@ def draw_chart(path: Path, summary: dict[str, Any], hourly, reference: dict[str,
 
 
 def logical_day(context: Mapping[str, Any]) -> date:
-    """The day a report run covers: its data interval's start (a scheduled or backfilled ``@daily`` run), else its
-    logical date, else the day before it ran (a manual run without a logical date)."""
-    for key in ("data_interval_start", "logical_date"):
+    """The day a report run covers: its logical date (a scheduled or backfilled run's is the start of its day's
+    interval; a manual run may name one), else its data interval's start, else the day before it ran (a manual run
+    without a logical date)."""
+    for key in ("logical_date", "data_interval_start"):
         value = context.get(key)
         if isinstance(value, datetime):
             return value.date()
