@@ -154,6 +154,7 @@ def sentiment_stream():
     )
 
     @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=5))
+    @fail_fast
     def finish(plan: dict) -> dict:
         """Stop the ingest of a continuous stream that ended; fail unless the stream stopped cleanly."""
         from sentiment_platform.stream.steps import finish_stream

@@ -99,7 +99,7 @@ def streams(layout: Layout) -> list[dict[str, Any]]:
             "rows_per_s": status.get("processed_rows_per_s"), "input_rows_per_s": status.get("input_rows_per_s"),
             "last_batch_age_s": None if health.batch_age_s is None else round(health.batch_age_s, 1),
             "totals": status.get("totals") or {}, "restarts": read_record(folder).get("restarts", 0),
-            "model": status.get("model"), "ingest": ingest_state(settings.override(stream_name=folder.name), folder.name),
+            "model": status.get("model"), "ingest": ingest_state(settings, folder.name),
             "folder": str(folder),
         })
     return found

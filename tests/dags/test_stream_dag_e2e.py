@@ -29,11 +29,12 @@ from ml.processes import Process
 from spark_apps.stream.status import read_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
+KEY = "dag-test-api-key-41c7e2"
 def test_stream_end_to_end_with_a_champion_roll_mid_stream(airflow_home, tmp_path, trained_home, stream_model):
     home = tmp_path / "home"
     old_tag = install_model(stream_model, home)
     port = free_port()
-    env = stream_env(home, airflow_home, port)
+    env = stream_env(home, airflow_home, port, SENTIMENT_API_KEY=KEY)  # the service wants a key: never in a log
     n = 600
     conf = {"stream_name": "e2e", "source": "replay", "replay_file": replay_file(tmp_path / "posts.jsonl", n),
             "replay_rate": 50, "max_posts": n, "trigger_seconds": 1, "stop_when_ingest_ends": True}
@@ -105,3 +106,5 @@ def test_stream_end_to_end_with_a_champion_roll_mid_stream(airflow_home, tmp_pat
     supervisor = json.loads((home / "stream" / "e2e" / "supervisor.json").read_text())
     assert supervisor["restarts"] == 0, supervisor
     assert "[DAG TEST] end task task_id=finish" in run.log_path.read_text()
+    logs = [run.log_path, tmp_path / "rollout-dag.log", *sorted((home / "run").glob("*.log"))]
+    assert len(logs) >= 4 and not [log.name for log in logs if KEY in log.read_text(errors="replace")]
