@@ -109,7 +109,8 @@ def describe(stream: dict[str, Any]) -> list[str]:
     """``make status`` lines of one stream."""
     totals = stream["totals"]
     age = stream["last_batch_age_s"]
-    line = (f"{'stream ' + stream['stream']:<16} {stream['health']}"
+    health = stream["health"] + (f" ({stream['cause']})" if stream["health"] == "stopped" and stream["cause"] else "")
+    line = (f"{'stream ' + stream['stream']:<16} {health}"
             + (f" (driver pid {stream['driver_pid']})" if stream["driver_pid"] else "")
             + f": {stream['rows_per_s'] if stream['rows_per_s'] is not None else '-'} rows/s, last batch "
             + (f"{age:.0f}s ago" if age is not None else "never")
@@ -117,7 +118,7 @@ def describe(stream: dict[str, Any]) -> list[str]:
             + f"{totals.get('dead_letters', 0)} dead letters / {totals.get('duplicates', 0)} duplicates, "
             + f"restarts {stream['restarts']}, model {stream['model'] or '-'}")
     lines = [line]
-    if stream["cause"] and stream["health"] not in ("ok", "idle"):
+    if stream["cause"] and stream["health"] not in ("ok", "idle", "stopped"):
         lines.append(f"{'':<16} {stream['cause']}")
     ingest = stream["ingest"]
     lines.append(f"{'ingest ' + stream['stream']:<16} "

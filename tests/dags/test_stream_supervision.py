@@ -1,7 +1,8 @@
 """Supervision of the stream by ``sentiment_stream`` for real (``airflow dags test``, spark-submit on ``local[2]``,
 ``bentoml serve``): a SIGKILLed driver is restarted once; a SIGSTOPped driver (a stall) is detected, ended and
 restarted; when the Airflow process running the launch task is killed, the orphaned driver goes on and the next
-launch adopts it: exactly one driver at every moment, every post exactly once."""
+launch adopts it; ``sentiment_stream_stop`` ends it cleanly: exactly one driver at every moment, every post exactly
+once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import pytest
 from airflow_harness import (
     ROOT,
+    dags_test,
     dags_test_cmd,
     drivers,
     free_port,
@@ -104,8 +106,11 @@ def test_sigkill_sigstop_and_a_lost_launch_task(airflow_home, tmp_path, stream_m
             assert drivers(NAME) == [three]  # never a second driver
             time.sleep(1)
 
-        # the ingest ends: the adopted driver drains the landing folder and stops cleanly; the launch succeeds
-        components.stop(home / "run", f"ingest-{NAME}")
+        # the stop DAG: the ingest stops (saving its position), the adopted driver after its running micro-batch;
+        # the launch succeeds
+        stop = dags_test(env, "sentiment_stream_stop", {"stream_name": NAME}, timeout=300, log=tmp_path / "stop.log")
+        assert stop.returncode == 0, stop.stdout[-3000:] + stop.stderr[-3000:]
+        assert components.read(home / "run", f"ingest-{NAME}") is None
         second.wait_until(lambda: not second.running(), 300, "finished")
     finally:
         for process in (second, first):
@@ -117,7 +122,8 @@ def test_sigkill_sigstop_and_a_lost_launch_task(airflow_home, tmp_path, stream_m
     assert drivers(NAME) == []
 
     record = supervisor()
-    assert record["restarts"] == 2 and [e["action"] for e in record["events"]] == ["restart", "end", "restart", "adopt"]
+    assert record["restarts"] == 2
+    assert [e["action"] for e in record["events"]] == ["restart", "end", "restart", "adopt", "stop"]
     final = status()
     assert final["state"] == "stopped" and final["driver"]["pid"] == three
     ids = landing_ids(folder / "landing")

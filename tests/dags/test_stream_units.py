@@ -76,6 +76,11 @@ def test_health_verdicts(paths):
         assert verdict(paths, now).verdict == "ok"  # a long micro-batch is not a stall
         write_status(paths, now, state="starting", updated_ago=100)
         assert verdict(paths, now).verdict == "starting"  # Spark takes its time to start
+        doc = write_status(paths, now, updated_ago=45)
+        doc["driver"]["pid"] = 1  # the status of a driver that was just ended; the lock is its successor's
+        paths.status.write_text(json.dumps(doc))
+        health = verdict(paths, now)
+        assert health.verdict == "starting" and health.driver_pid == os.getpid()  # not ended before its first word
     write_status(paths, now, state="stopped")
     assert verdict(paths, now).verdict == "stopped"
 

@@ -131,6 +131,15 @@ def assess(paths: StreamPaths, *, trigger_s: float, stall_intervals: int, now: f
         if state == "failed":
             return verdict("failed", status.get("error") or "the driver failed")
         return verdict("stopped" if state == "stopped" else "missing", status.get("stop_reason"))
+    holder = read_holder(paths.lock)
+    if holder.get("pid") and pid and int(holder["pid"]) != int(pid):
+        # a new driver took the lock and has not written its first status yet: the file is its predecessor's
+        since_start = parse_utc(holder.get("started_utc"))
+        if since_start is not None and now - since_start > max(START_LIMIT_S, stall_s):
+            return verdict("stalled", f"the driver (pid {holder['pid']}) has been starting for "
+                                      f"{now - since_start:.0f} s without a word")
+        return Health(name, "starting", None, "starting", alive, int(holder["pid"]), batch_age, None, waiting,
+                      stall_s, status)
     if state == "starting":
         if update_age is not None and update_age > max(START_LIMIT_S, stall_s):
             return verdict("stalled", f"the driver (pid {pid}) has been starting for {update_age:.0f} s without a "
@@ -168,6 +177,9 @@ def end_driver(paths: StreamPaths, status: dict[str, Any] | None, *, grace: floa
         return []
     candidates = []
     pid = holder.get("pid") or driver.get("pid")
+    if holder.get("pid") and driver.get("pid") and int(holder["pid"]) != int(driver["pid"]):
+        log.warning("the lock of %s moved to driver pid %s meanwhile: not ending it", paths.root.name, holder["pid"])
+        return []
     if pid and "job.py" in _cmdline(int(pid)):
         candidates.append(int(pid))
     jvm = driver.get("jvm_pid")
