@@ -42,7 +42,8 @@ input (unknown family, bad data, invalid settings) fail at once without retries.
 any task can be cleared and re-run.
 
 **Assets.** `prepare` updates `sentiment140_prepared` and `package` updates `sentiment_champion_model`; their
-events carry the data version, the run id and the model tag, so later DAGs can be scheduled on them.
+events carry the data version, the run id and the model tag; `sentiment_champion_rollout` is scheduled on the
+champion's and rolls the service (and so the running stream) to the new model.
 """
 
 from __future__ import annotations
@@ -50,18 +51,15 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from ml.predictor import FAMILIES
 from ml.settings import get_settings
+from sentiment_platform.assets import CHAMPION_MODEL, PREPARED_DATA
 from sentiment_platform.pipeline import DEFAULT_FAMILIES
 from sentiment_platform.tasks import fail_fast, record_failure_callback
 
 DAG_ID = "sentiment140_training"
-#: The prepared splits (``data/processed``); event extra: data_version, rows, run_id, processed_dir.
-PREPARED_DATA = Asset(name="sentiment140_prepared", uri="x-sentiment://data/processed", group="sentiment")
-#: The champion in the BentoML model store; event extra: tag, model, family, run_id, data_version.
-CHAMPION_MODEL = Asset(name="sentiment_champion_model", uri="x-sentiment://bentoml/champion", group="sentiment")
 
 TRAINING = get_settings().training
 #: Tasks of a run at once (families training at once; each classical family uses one core, neural ones all).

@@ -59,6 +59,12 @@ class AirflowAPI:
         self.url, self.user, self.password, self.dag_id = url, user, password, dag_id
         self._token: str | None = None
 
+    def for_dag(self, dag_id: str) -> AirflowAPI:
+        """The same client (and token) for another DAG."""
+        other = AirflowAPI(self.url, self.user, self.password, dag_id)
+        other._token = self._token
+        return other
+
     def healthy(self) -> bool:
         status, body = http("GET", f"{self.url}/api/v2/monitor/health")
         if status != 200 or not isinstance(body, dict):

@@ -7,13 +7,17 @@
 2. triggers the training DAG through the REST API (data from ``SENTIMENT140_URL``, default the official
    Sentiment140 URL; a ``file://`` URL or a local path works offline) and follows it with visible progress;
 3. starts ``bentoml serve serving.service:TweetSentiment`` on ``127.0.0.1:$SENTIMENT_SERVICE_PORT`` with the
-   champion that run packaged;
-4. prints every URL a user needs.
+   champion that run packaged (a service of another model is rolled to it without a gap);
+4. triggers ``sentiment_stream`` (the replay of the downloaded archive, offline, unless ``SENTIMENT_STREAM_SOURCE``
+   says otherwise; ``--no-stream`` skips it) and waits until its Spark job runs;
+5. prints every URL and path a user needs.
 
 It is idempotent: what already runs is kept (checked by pid files under ``$SENTIMENT_HOME/run/`` and by the
 ports), and a new training run is only triggered when no run has packaged a model yet (``--retrain`` forces
-one). ``down`` ends the process sessions ``up`` started (Airflow's task processes included) and checks that
-nothing is left. ``status`` shows what runs and where.
+one). ``down`` stops every stream cleanly (its ingest, then its Spark job after the running micro-batch), then
+ends the process sessions ``up`` and the DAGs started (Airflow's task processes included) and checks that nothing
+is left. ``status`` shows what runs and where, and each stream's health: rows/s, last batch age, totals, restarts
+and model tag.
 
 Credentials: the Airflow admin user is ``$SENTIMENT_AIRFLOW_USER`` (default ``admin``) with the password
 ``$SENTIMENT_AIRFLOW_PASSWORD``; without it a password is generated once, printed once and kept in
@@ -35,9 +39,12 @@ from ops.airflow_api import TRAINING_DAG, AirflowAPI, http
 from ops.components import locked, read_pid, stop
 from ops.layout import BIN, Layout, PlatformError, airflow_env, ensure_password
 from ops.steps import ensure_trained, start_airflow, start_service, training_conf
+from ops.stream import describe, start_stream, stop_streams, stream_lines, streams
 from sentiment_platform.pipeline import DEFAULT_FAMILIES
 
-COMPONENTS = ("service", "airflow")  # stop order
+COMPONENTS = ("service", "airflow")  # what `up` starts itself (the stream's components come and go with it)
+#: Stop order of ``down`` after the streams (their ingests and drivers) stopped.
+STOP_ORDER = ("dashboard", "service-next", "service", "airflow")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -49,12 +56,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         api = start_airflow(layout, args.start_timeout)
         outcome = ensure_trained(api, layout, training_conf(families, extra), args.retrain, args.timeout)
         start_service(layout, outcome["model_tag"], args.start_timeout)
+        stream = None if args.no_stream else start_stream(api, layout, args.start_timeout)
     print(f"\nThe platform is up ({time.monotonic() - started:.0f}s).\n")
-    print_urls(layout, outcome)
+    print_urls(layout, outcome, stream)
     return 0
 
 
-def print_urls(layout: Layout, outcome: dict[str, Any] | None) -> None:
+def print_urls(layout: Layout, outcome: dict[str, Any] | None, stream: dict[str, Any] | None = None) -> None:
     run_id = (outcome or {}).get("run_id")
     key = ' -H "Authorization: Bearer $SENTIMENT_API_KEY"' if layout.settings.service.api_key else ""
     lines = [
@@ -72,7 +80,9 @@ def print_urls(layout: Layout, outcome: dict[str, Any] | None) -> None:
         ("Service metrics", f"{layout.service_url}/metrics"),
         ("Score a tweet", f"curl -s -X POST {layout.service_url}/classify -H 'Content-Type: application/json'"
                           f"{key} -d '{{\"texts\": [\"I love this\", \"worst day ever\"]}}'"),
+        *stream_lines(layout, stream),
         ("Logs", str(layout.run_dir)),
+        ("Health", "make status"),
         ("Stop", "make down"),
     ]
     for name, value in lines:
@@ -80,11 +90,24 @@ def print_urls(layout: Layout, outcome: dict[str, Any] | None) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from ml.endpoints import ENDPOINT_FILE
+    from sentiment_platform.stream.service import stop_service
+
     layout = Layout()
     with locked(layout):
-        for component in COMPONENTS:
-            pids = stop(layout, component, grace=args.grace)
-            print(f"{component}: " + (f"stopped {len(pids)} processes" if pids else "not running"), flush=True)
+        for line in stop_streams(layout, grace=args.grace):
+            print(line, flush=True)
+        for component in STOP_ORDER:
+            if component == "service":  # the service's lock: waits for a roll in progress; removes the endpoint file
+                pids = stop_service(layout.settings, grace=args.grace)
+            else:
+                pids = stop(layout, component, grace=args.grace)
+            if pids or component in COMPONENTS:
+                print(f"{component}: " + (f"stopped {len(pids)} processes" if pids else "not running"), flush=True)
+        for path in sorted(layout.run_dir.glob("*.json")) if layout.run_dir.is_dir() else []:
+            if path.name != ENDPOINT_FILE:  # any other component a DAG started
+                pids = stop(layout, path.stem, grace=args.grace)
+                print(f"{path.stem}: " + (f"stopped {len(pids)} processes" if pids else "not running"), flush=True)
     return 0
 
 
@@ -103,6 +126,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         report[component] = {"running": not record.get("leader_gone"), "pid": record["pid"], "url": url,
                              "ready": ready, "processes": len(session_members(record["pid"])),
                              **({"model_tag": record["model_tag"]} if "model_tag" in record else {})}
+    report["streams"] = streams(layout)
     airflow = report["airflow"]
     if airflow.get("ready"):
         layout.airflow_port = int(airflow["url"].rsplit(":", 1)[1])
@@ -122,9 +146,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             where = f" at {info['url']} (pid {info['pid']}, {info['processes']} processes)" if info["running"] else ""
             tag = f", model {info['model_tag']}" if info.get("model_tag") else ""
             print(f"{component:<16} {state}{where}{tag}")
+        for stream in report["streams"]:
+            for line in describe(stream):
+                print(line)
         for run in report.get("training_runs", []) if isinstance(report.get("training_runs"), list) else []:
             print(f"training run     {run['run']}: {run['state']}")
-    return 0 if all(report[c].get("running") == bool(report[c].get("ready")) for c in COMPONENTS) else 1
+    unhealthy = [s for s in report["streams"] if s["health"] in ("stalled", "dead")]
+    ok = all(report[c].get("running") == bool(report[c].get("ready")) for c in COMPONENTS)
+    return 0 if ok and not unhealthy else 1
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -158,11 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--retrain", action="store_true", help="Trigger a new training run even if one packaged a "
                                                            "model already.")
     up.add_argument("--timeout", type=float, default=4 * 3600, help="Seconds to wait for the training run.")
-    up.add_argument("--start-timeout", type=float, default=300, help="Seconds to wait for Airflow and for the "
-                                                                     "service to become ready.")
+    up.add_argument("--start-timeout", type=float, default=300, help="Seconds to wait for Airflow, the service and "
+                                                                     "the stream's Spark job to become ready.")
+    up.add_argument("--no-stream", action="store_true", help="Do not start the stream (sentiment_stream on the "
+                                                             "replay source, or SENTIMENT_STREAM_SOURCE).")
     down = sub.add_parser("down", help="Stop everything `up` started and check that nothing is left.")
     down.add_argument("--grace", type=float, default=30, help="Seconds between SIGTERM and SIGKILL.")
-    status = sub.add_parser("status", help="Show what runs, where, and the latest training runs.")
+    status = sub.add_parser("status", help="Show what runs, where, each stream's health, and the latest training "
+                                           "runs.")
     status.add_argument("--json", action="store_true", help="Print the status as JSON.")
     sub.add_parser("env", help="Print shell exports for the `airflow` CLI: eval \"$(python -m ops env)\".")
     args = parser.parse_args(argv)

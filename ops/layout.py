@@ -97,7 +97,10 @@ def airflow_env(layout: Layout) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW_CONN_BENTOML_DEFAULT": json.dumps(connection),
         "SENTIMENT_SERVICE_URL": layout.service_url,
+        "SENTIMENT_SERVICE_PORT": str(layout.service_port),  # the stream DAGs start the service on it
     })
+    # the stream's Spark master: local[*] unless the environment names another connection (spark://, yarn, k8s)
+    env.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[*]"}))
     return env
 
 

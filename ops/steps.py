@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ml.processes import port_open
-from ops.airflow_api import TRAINING_DAG, AirflowAPI, http, wait_for
+from ops.airflow_api import TRAINING_DAG, AirflowAPI, wait_for
 from ops.components import read_pid, spawn, stop
-from ops.layout import BIN, Layout, PlatformError, airflow_env, base_env, ensure_password
+from ops.layout import BIN, Layout, PlatformError, airflow_env, ensure_password
 from sentiment_platform.pipeline import DEFAULT_FAMILIES
-from serving.launch import SERVICE
 
 FINISHED = {"success", "failed"}
 
@@ -139,26 +138,26 @@ def _outcome(layout: Layout, run: dict) -> dict[str, Any]:
 
 
 def start_service(layout: Layout, model_tag: str, timeout: float) -> dict[str, Any]:
-    """Serve ``model_tag`` with ``bentoml serve`` unless it is served already; wait for ``/readyz``."""
-    running = read_pid(layout, "service")
-    if running and not running.get("leader_gone") and running.get("model_tag") == model_tag \
-            and running.get("port") == layout.service_port:
-        print(f"service: already serving {model_tag} (pid {running['pid']}) at {layout.service_url}", flush=True)
-        watch = {**running, "log": str(layout.log_file("service"))}
-    else:
-        if running:
-            print(f"service: restarting to serve {model_tag} (was {running.get('model_tag')})", flush=True)
-            stop(layout, "service")
-        if port_open(layout.service_port):
-            raise PlatformError(f"port {layout.service_port} is in use by another program; set "
-                                "SENTIMENT_SERVICE_PORT or --service-port")
-        env = base_env(layout)
-        env["SENTIMENT_MODEL_TAG"] = model_tag
-        cmd = [str(BIN / "bentoml"), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(layout.service_port)]
+    """Serve ``model_tag`` with ``bentoml serve`` unless it is served already (a running service of another model
+    is rolled to it without a gap, see :mod:`sentiment_platform.stream.service`); wait for ``/readyz``."""
+    from ml.errors import MLError
+    from sentiment_platform.stream.service import current, ensure_service
+
+    settings = layout.settings.override(service_port=layout.service_port)
+    running = current(settings)
+    if running and running.get("model_tag") != model_tag:
+        print(f"service: rolling {running.get('model_tag')} -> {model_tag} (the new one is ready before the old "
+              "one stops) ...", flush=True)
+    elif not running:
         print(f"service: starting bentoml serve with {model_tag} (log {layout.log_file('service')}) ...", flush=True)
-        watch = spawn(layout, "service", cmd, env, port=layout.service_port, model_tag=model_tag)
-        watch["log"] = str(layout.log_file("service"))
     started = time.monotonic()
-    wait_for("service /readyz", lambda: http("GET", f"{layout.service_url}/readyz")[0] == 200, timeout, watch)
-    print(f"service: ready in {time.monotonic() - started:.0f}s at {layout.service_url}", flush=True)
-    return watch
+    try:
+        outcome = ensure_service(settings, model_tag, timeout=timeout)
+    except MLError as exc:
+        raise PlatformError(f"service: {exc}") from None
+    record = read_pid(layout, "service") or {}
+    if outcome["action"] == "kept":
+        print(f"service: already serving {model_tag} (pid {record.get('pid')}) at {outcome['url']}", flush=True)
+    else:
+        print(f"service: ready in {time.monotonic() - started:.0f}s at {outcome['url']}", flush=True)
+    return {**record, "log": str(layout.log_file("service"))}

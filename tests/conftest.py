@@ -74,6 +74,20 @@ def trained_home(tmp_path_factory, s140_zip) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def stream_model(trained_home, tmp_path_factory) -> dict:
+    """The session's trained logreg packaged into a model store of its own (package_model's result: ``tag``,
+    ``store``, ``path``...), shared by the streaming job's and the stream DAGs' tests; treat it as read-only."""
+    from ml.settings import get_settings
+    from serving.package import package_model
+
+    store = tmp_path_factory.mktemp("stream-store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENTOML_HOME", str(store))
+        mp.delenv("SENTIMENT_RUN_ID", raising=False)
+        return package_model(get_settings(home=trained_home), "logreg")
+
+
 @pytest.fixture
 def shared() -> Path:
     path = shared_data()

@@ -37,6 +37,7 @@ from ml.settings.sections import (
     ModelSettings,
     PathsSettings,
     PlatformSettings,
+    ReportSettings,
     ServiceSettings,
     StreamSettings,
     TrainingSettings,
@@ -91,6 +92,7 @@ class Settings(BaseModel):
     service: ServiceSettings = ServiceSettings()
     platform: PlatformSettings = PlatformSettings()
     stream: StreamSettings = StreamSettings()
+    report: ReportSettings = ReportSettings()
     dashboard: DashboardSettings = DashboardSettings()
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -272,5 +274,5 @@ def _describe_errors(exc: ValidationError, values: dict[str, dict[str, Any]]) ->
 
 __all__ = [
     "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings",
-    "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
+    "ReportSettings", "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
 ]

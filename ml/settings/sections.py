@@ -119,6 +119,11 @@ class ServiceSettings(Section):
     timeout_s: float = setting(60.0, "Request timeout of the service in seconds.", key="service_timeout_s", gt=0)
     url: str | None = setting(None, "Where clients (Airflow, the stream) reach the service; empty: "
                                     "http://127.0.0.1:<service_port>.", key="service_url")
+    endpoint_file: Path | None = setting(None, "A JSON file naming the service ({\"url\": ...}) that the stream's "
+                                               "scorer re-reads before each call, so that a champion roll moves a "
+                                               "running stream to a new service without a restart; empty: "
+                                               "service_url only. The platform's stream uses "
+                                               "<home>/run/service-endpoint.json.", key="service_endpoint_file")
 
     @field_validator("host")
     @classmethod
@@ -226,6 +231,31 @@ class StreamSettings(Section):
     ingest_retry_initial_s: float = setting(1.0, "First wait before a live source reconnects; doubles on each "
                                                  "failure.", gt=0)
     ingest_retry_max_s: float = setting(320.0, "Longest wait between reconnects of a live source.", gt=0)
+    stall_intervals: int = setting(12, "The supervisor (the sentiment_stream DAG) ends and restarts a stream's driver "
+                                       "when it has not refreshed its status file, or has started no micro-batch "
+                                       "while landing files wait, for this many trigger intervals (never less than "
+                                       "30 s).", key="stream_stall_intervals", ge=1)
+    max_restarts: int = setting(5, "Restarts of a stream's Spark job within one run of the sentiment_stream DAG (the "
+                                   "launch task's retries) before the run fails.", key="stream_max_restarts",
+                                ge=0, le=1000)
+    restart_backoff_s: float = setting(15.0, "Wait before a stream's first restart in seconds; doubles with each "
+                                             "restart, up to 10 minutes.", key="stream_restart_backoff_s", gt=0)
+    check_s: float = setting(5.0, "How often the supervisor reads a running stream's status file (stalls, "
+                                  "drain, health), in seconds.", key="stream_check_s", gt=0, le=600)
+    schedule: str | None = setting(None, "Schedule of the sentiment_stream DAG (cron or preset); each scheduled run "
+                                         "is bounded (Spark's availableNow trigger: the landed posts, then stop). "
+                                         "Empty: manual runs, continuous by default.", key="stream_schedule")
+
+
+class ReportSettings(Section):
+    """The daily report DAG (``sentiment_daily_report``): its drift thresholds."""
+
+    psi_threshold: float = setting(0.2, "Daily report: flag drift when the PSI of the day's P(positive) histogram "
+                                        "against the champion's validation profile is above this.",
+                                   key="report_psi_threshold", gt=0)
+    js_threshold: float = setting(0.1, "Daily report: flag drift when the Jensen-Shannon distance of the day's label "
+                                       "distribution against the champion's validation profile is above this.",
+                                  key="report_js_threshold", gt=0, le=1)
 
 
 class DashboardSettings(Section):
@@ -280,5 +310,6 @@ SECTIONS: dict[str, type[Section]] = {
     "service": ServiceSettings,
     "platform": PlatformSettings,
     "stream": StreamSettings,
+    "report": ReportSettings,
     "dashboard": DashboardSettings,
 }

@@ -31,7 +31,8 @@ log = logging.getLogger("spark_apps.stream.job")
 #: CLI option -> settings key (values are validated by the settings, errors name the setting).
 SETTING_OPTIONS = {
     "name": "stream_name", "trigger_seconds": "trigger_seconds", "max_files_per_trigger": "max_files_per_trigger",
-    "scorer": "stream_scorer", "service_url": "service_url", "model_tag": "model_tag", "score_chunk": "score_chunk",
+    "scorer": "stream_scorer", "service_url": "service_url", "service_endpoint_file": "service_endpoint_file",
+    "model_tag": "model_tag", "score_chunk": "score_chunk",
     "score_concurrency": "score_concurrency", "score_timeout_s": "score_timeout_s", "score_retries": "score_retries",
     "dedup_window_hours": "dedup_window_hours", "partition_by": "stream_partition_by",
     "state_partitions": "state_partitions", "arrow_batch_rows": "arrow_batch_rows", "stop_grace_s": "stop_grace_s",
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--scorer", "service: batched HTTP to the BentoML service; local: the packaged model in the executors.",
         choices=("service", "local"))
     add("--service-url", "Base URL of the service (empty: http://127.0.0.1:<service_port>).")
+    add("--service-endpoint-file", "A JSON file {\"url\": ...} naming the service, re-read before each scoring call "
+                                   "(a champion roll moves the stream to a new service without a restart); the "
+                                   "service URL is used while it is missing.", type=Path)
     add("--model-tag", "Model store tag of the local scorer.")
     add("--score-chunk", "Texts per scoring call.", type=int)
     add("--score-concurrency", "Scoring calls in flight per partition.", type=int)
@@ -136,6 +140,14 @@ def build_session(settings, name: str):
     return SparkSession.builder.config(conf=conf).getOrCreate()
 
 
+def service_url(settings) -> str:
+    """The service's URL now: the endpoint file's when there is one, else ``service_url``."""
+    from ml.endpoints import read_endpoint
+
+    doc = read_endpoint(settings.service.endpoint_file)
+    return doc["url"] if doc else settings.service.base_url
+
+
 def resolve_scorer(settings):
     """The scorer's configuration; the service is probed once (a clear failure now rather than in a batch)."""
     from spark_apps.stream.scoring import LocalConfig, Secret, ServiceClient, ServiceConfig
@@ -150,10 +162,11 @@ def resolve_scorer(settings):
         return LocalConfig(model_path=str(model.path), tag=str(model.tag), band=(float(band[0]), float(band[1])),
                            chunk=stream.score_chunk)
     key = settings.service.api_key
-    config = ServiceConfig(url=settings.service.base_url, api_key=Secret(key.get_secret_value()) if key else None,
+    config = ServiceConfig(url=service_url(settings), api_key=Secret(key.get_secret_value()) if key else None,
                            chunk=stream.score_chunk, timeout_s=stream.score_timeout_s, retries=stream.score_retries,
                            backoff_s=stream.score_backoff_s, backoff_max_s=stream.score_backoff_max_s,
-                           concurrency=stream.score_concurrency, max_chars=settings.service.max_chars)
+                           concurrency=stream.score_concurrency, max_chars=settings.service.max_chars,
+                           endpoint_file=str(settings.service.endpoint_file) if settings.service.endpoint_file else None)
     client = ServiceClient(config)
     try:
         client.classify([])
@@ -178,9 +191,18 @@ def one_line(error: Any) -> str:
 
 
 def supervise(queries: list, stop, grace: float, every: float = 0.5, prune=None,
-              on_stopping=None) -> tuple[str, str | None]:
-    """Wait until the queries end, fail or are asked to stop; return ``(state, reason or error)``."""
+              on_stopping=None, heartbeat=None) -> tuple[str, str | None]:
+    """Wait until the queries end, fail or are asked to stop; return ``(state, reason or error)``.
+
+    ``heartbeat(query_status)`` is called on every round with the main query's ``status`` (a py4j call): the
+    status file then shows that the driver and its JVM answer, also during a long micro-batch.
+    """
     while True:
+        if heartbeat is not None and queries[0].isActive:
+            try:
+                heartbeat(queries[0].status)
+            except Exception:  # the status file is information; never let it end the stream
+                log.exception("could not write the heartbeat")
         for query in queries:
             if not query.isActive and query.exception() is not None:
                 for other in queries:

@@ -88,11 +88,15 @@ def pruner(paths: StreamPaths, hours: float, with_deadletter: bool):
 
 
 def config_summary(args: Any, settings, spark) -> dict[str, Any]:
+    from spark_apps.stream.job import service_url
+
     stream = settings.stream
     return {
         "input": args.input if args.input == "files" else f"socket {args.host}:{args.port}",
         "scorer": stream.scorer,
-        "service_url": settings.service.base_url if stream.scorer == "service" else None,
+        "service_url": service_url(settings) if stream.scorer == "service" else None,
+        "service_endpoint_file": (str(settings.service.endpoint_file) if stream.scorer == "service"
+                                  and settings.service.endpoint_file else None),
         "trigger": "available-now" if args.available_now else f"{stream.trigger_seconds:g} seconds",
         "max_files_per_trigger": stream.max_files_per_trigger,
         "dedup_window_hours": stream.dedup_window_hours,
@@ -147,7 +151,8 @@ def run(args: Any, settings, paths: StreamPaths) -> int:
         log.info("stream %s running: %s -> %s (scorer %s)", stream.name, paths.landing, paths.output, stream.scorer)
         state, reason = supervise(queries, stop, stream.stop_grace_s,
                                   prune=pruner(paths, stream.landing_retention_hours, args.input == "files"),
-                                  on_stopping=lambda why: status.update(state="stopping", stop_reason=why))
+                                  on_stopping=lambda why: status.update(state="stopping", stop_reason=why),
+                                  heartbeat=status.heartbeat)
         for role in ("main", "deadletter"):
             event = status.terminated.get(role)
             if event is not None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -87,6 +88,9 @@ class ServiceConfig:
     backoff_max_s: float = 30.0
     concurrency: int = 2
     max_chars: int | None = None
+    #: A JSON file ``{"url": ...}`` re-read before each call (:mod:`ml.endpoints`): a champion roll points it at the
+    #: new service and the next call goes there; ``url`` is used while it is missing.
+    endpoint_file: str | None = None
 
     @property
     def endpoint(self) -> str:
@@ -132,6 +136,31 @@ class ServiceClient:
         limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
         self.http = httpx.Client(headers=headers, timeout=config.timeout_s, limits=limits)
         self._pool = None
+        self._url = config.url.rstrip("/")
+        self._stamp: tuple[int, int] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """``<service>/classify``, following the endpoint file when there is one (one ``stat`` per call)."""
+        path = self.config.endpoint_file
+        if path:
+            try:
+                info = os.stat(path)
+            except OSError:
+                stamp = None
+            else:
+                stamp = (info.st_mtime_ns, info.st_ino)
+            if stamp is not None and stamp != self._stamp:
+                from ml.endpoints import read_endpoint
+
+                doc = read_endpoint(path)
+                if doc is not None:
+                    self._stamp = stamp
+                    url = doc["url"].rstrip("/")
+                    if url != self._url:
+                        log.info("scoring service moved: %s -> %s (%s)", self._url, url, doc.get("model_tag"))
+                        self._url = url
+        return f"{self._url}/classify"
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Wait before retry ``attempt`` (0-based): Retry-After when given, else exponential with equal jitter."""
@@ -150,23 +179,24 @@ class ServiceClient:
         started = time.monotonic()
         for attempt in range(config.retries + 1):
             retry_after = None
+            endpoint = self.endpoint  # each attempt: a roll may have moved the service meanwhile
             try:
-                response = self.http.post(config.endpoint, content=body)
+                response = self.http.post(endpoint, content=body)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 200:
-                    return check_answers(response, len(texts), config.endpoint)
+                    return check_answers(response, len(texts), endpoint)
                 problem = f"HTTP {response.status_code}"
                 if response.status_code not in RETRYABLE_STATUS:
-                    raise ScoringError(f"scoring service {config.endpoint} answered {problem} (not retryable): "
+                    raise ScoringError(f"scoring service {endpoint} answered {problem} (not retryable): "
                                        f"{response.text[:300]!r}")
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if attempt == config.retries:
-                raise ScoringError(f"scoring service {config.endpoint} unavailable after {attempt + 1} attempts "
+                raise ScoringError(f"scoring service {endpoint} unavailable after {attempt + 1} attempts "
                                    f"in {time.monotonic() - started:.1f}s (last error: {problem})")
             wait = self.delay(attempt, retry_after)
-            log.warning("scoring call to %s failed (%s); retry %d of %d in %.1fs", config.endpoint, problem,
+            log.warning("scoring call to %s failed (%s); retry %d of %d in %.1fs", endpoint, problem,
                         attempt + 1, config.retries, wait)
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover

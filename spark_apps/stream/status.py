@@ -191,10 +191,23 @@ class StreamStatus:
                 "query_id": str(progress.id), "batch_id": progress.batchId, "last_progress_utc": progress.timestamp,
                 "written_this_run": int(previous.get("written_this_run", 0)) + int(written or 0)})
 
-    def heartbeat(self) -> None:
-        """Refresh ``updated_utc`` while idle (at most every HEARTBEAT_S seconds)."""
+    def heartbeat(self, query_status: dict | None = None) -> None:
+        """Refresh ``updated_utc`` (at most every HEARTBEAT_S seconds): while idle (the listener) and on every round
+        of the driver's loop, with the main query's ``status``. ``query`` = ``{message, trigger_active,
+        data_available, since_utc}`` is written at once when a micro-batch starts or ends (``since_utc``: when), so
+        that a supervisor tells a long micro-batch from a stuck driver or a query that no longer triggers."""
         with self._lock:
-            if time.monotonic() - self._last_write >= HEARTBEAT_S:
+            changed = False
+            if query_status is not None:
+                active = bool(query_status.get("isTriggerActive"))
+                query = self.doc.get("query") or {}
+                if query.get("trigger_active") is not active:
+                    query = {"trigger_active": active, "since_utc": utc_now()}
+                    changed = True
+                query.update(message=query_status.get("message"),
+                             data_available=bool(query_status.get("isDataAvailable")))
+                self.doc["query"] = query
+            if changed or time.monotonic() - self._last_write >= HEARTBEAT_S:
                 self.write()
 
     def _running_state(self) -> str:

@@ -34,9 +34,15 @@ dags = {}
 for dag_id, dag in bag.dags.items():
     dags[dag_id] = {
         "tags": sorted(dag.tags), "max_active_tasks": dag.max_active_tasks, "doc_md": dag.doc_md or "",
+        "max_active_runs": dag.max_active_runs, "timetable": type(dag.timetable).__name__,
+        "schedule": ([getattr(a, "name", str(a)) for a in dag.schedule] if isinstance(dag.schedule, list)
+                     else getattr(dag.timetable, "summary", None) or str(dag.schedule)),
         "params": {k: dag.params.get_param(k).dump() for k in dag.params},
         "tasks": {t.task_id: {"retries": t.retries, "timeout": t.execution_timeout.total_seconds()
                               if t.execution_timeout else None, "trigger_rule": str(t.trigger_rule.value),
+                              "type": type(t).__name__, "mro": [c.__name__ for c in type(t).__mro__],
+                              "conn_id": getattr(t, "_conn_id", None),
+                              "backoff": float(getattr(t, "retry_exponential_backoff", 0) or 0),
                               "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
                               "upstream": sorted(t.upstream_task_ids),
                               "mapped": hasattr(t, "expand_input")}
@@ -56,9 +62,13 @@ def probe(tmp_path_factory) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+STREAM_DAGS = ("sentiment_stream", "sentiment_stream_stop", "sentiment_stream_health", "sentiment_champion_rollout",
+               "sentiment_daily_report")
+
+
 def test_no_import_errors(probe):
     assert probe["import_errors"] == {}
-    assert "sentiment140_training" in probe["dags"]
+    assert {"sentiment140_training", *STREAM_DAGS} <= set(probe["dags"])
 
 
 def test_every_dag_is_documented_tagged_and_every_task_retries_with_a_timeout(probe):
@@ -74,6 +84,7 @@ def test_dag_files_import_fast_without_heavy_modules(probe):
     assert probe["files"], "no DAG files found"
     for name, seconds in probe["files"].items():
         assert seconds < 0.5, f"{name} takes {seconds:.2f}s to import"
+    assert sum(probe["files"].values()) < 1.0, probe["files"]
     assert probe["heavy"] == [], f"DAG files import heavy modules at parse time: {probe['heavy']}"
 
 
@@ -135,3 +146,36 @@ def test_training_schedule_is_opt_in_and_backfillable(tmp_path):
         results[schedule] = done.stdout.strip().splitlines()[-1]
     assert results[""] == "NullTimetable"
     assert results["@weekly"] == "CronTriggerTimetable"
+
+
+def test_stream_dag_shape(probe):
+    dag = probe["dags"]["sentiment_stream"]
+    tasks = dag["tasks"]
+    assert dag["max_active_runs"] == 1  # never two launches of a stream
+    chain = ["plan", "serve_champion", "service_ready", "start_ingest", "run_stream", "finish"]
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert before in tasks[after]["upstream"], f"{before} must run before {after}"
+    launch = tasks["run_stream"]
+    assert "SparkSubmitOperator" in launch["mro"] and launch["conn_id"] == "spark_default"  # the provider's operator
+    assert launch["retries"] == 5 and launch["backoff"] == 2.0  # restarts: capped, with exponential backoff
+    assert tasks["service_ready"]["type"] == "BentoMLReadySensor"
+    assert tasks["finish"]["trigger_rule"] == "all_done"
+    params = dag["params"]
+    assert {"source", "keywords", "replay_file", "replay_rate", "trigger_seconds", "scorer", "stream_name", "mode",
+            "max_posts", "stop_when_ingest_ends"} <= set(params)
+    assert params["source"]["schema"]["enum"] == ["replay", "x", "bluesky"] and params["source"]["value"] == "replay"
+    assert params["scorer"]["schema"]["enum"] == ["service", "local"]
+    assert {p["schema"].get("section") for p in params.values()} == {"Source", "Stream"}  # the form's sections
+    for name, param in params.items():
+        assert param["description"], f"param {name} has no description for the form"
+
+
+def test_rollout_runs_on_the_champion_asset_and_the_report_daily(probe):
+    rollout = probe["dags"]["sentiment_champion_rollout"]
+    assert rollout["schedule"] == ["sentiment_champion_model"]
+    assert list(rollout["tasks"]) == ["choose_model", "roll_service", "wait_for_stream"]
+    report = probe["dags"]["sentiment_daily_report"]
+    # a data interval per day: the run of day D starts after D ends, its logical date is D (the partition it reports)
+    assert report["timetable"] == "CronDataIntervalTimetable" and report["schedule"] == "0 0 * * *"
+    assert report["tasks"]["build_report"]["outlets"] == ["sentiment_daily_report"]
+    assert probe["dags"]["sentiment_stream_health"]["schedule"] == "*/5 * * * *"

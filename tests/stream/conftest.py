@@ -1,6 +1,6 @@
-"""Fixtures of the streaming tests: ONE packaged model and ONE ``bentoml serve`` for the whole session, a local
-SparkSession for the transform tests, and :class:`StreamJob`, the real job under ``spark-submit --master local[2]``
-started and stopped with the platform's process launcher."""
+"""Fixtures of the streaming tests: ONE ``bentoml serve`` of the session's packaged model (``stream_model``, in
+tests/conftest.py) for the whole session, a local SparkSession for the transform tests, and :class:`StreamJob`, the
+real job under ``spark-submit --master local[2]`` started and stopped with the platform's process launcher."""
 
 from __future__ import annotations
 
@@ -20,19 +20,6 @@ from spark_apps.stream.status import read_status
 ROOT = Path(__file__).resolve().parents[2]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 KEY = "stream-test-key-5b8e0c"
-
-
-@pytest.fixture(scope="session")
-def stream_model(trained_home, tmp_path_factory) -> dict:
-    """The session's trained logreg packaged into a model store of its own: package_model's result."""
-    from ml.settings import get_settings
-    from serving.package import package_model
-
-    store = tmp_path_factory.mktemp("stream-store")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENTOML_HOME", str(store))
-        mp.delenv("SENTIMENT_RUN_ID", raising=False)
-        return package_model(get_settings(home=trained_home), "logreg")
 
 
 @pytest.fixture(scope="session")

@@ -170,3 +170,29 @@ def test_partition_scorer_adds_the_score_columns(fake):
     assert sorted(c["texts"] for c in fake.calls) == [[""], ["I lov", "no"]]  # two calls, in flight at once
     assert out["id"].tolist() == ["a", "b", "c"] and out["model"].unique().tolist() == ["m:1"]
     assert str(out["scored_ts"].dtype) == "datetime64[ns]" and out["p_positive"].tolist() == [0.1, 0.1, 0.1]
+
+
+def test_follows_the_endpoint_file_between_calls_and_on_retries(tmp_path):
+    """A champion roll rewrites the endpoint file: the next call (and a retry of a failing one) goes there."""
+    from ml.endpoints import write_endpoint
+
+    old, new = FakeService(), FakeService()
+    try:
+        path = tmp_path / "run" / "service-endpoint.json"
+        scorer = client("http://127.0.0.1:9", endpoint_file=str(path))  # nothing listens on the configured URL
+        write_endpoint(path, old.url, model_tag="m:1")
+        scorer.classify(["a"])
+        write_endpoint(path, new.url, model_tag="m:2")
+        scorer.classify(["b"])
+        assert [c["texts"] for c in old.calls] == [["a"]] and [c["texts"] for c in new.calls] == [["b"]]
+
+        new.script = [(503, {}, "stopping")]  # the old service answers 503 while it stops, then the file moves
+        sleeps: list[float] = []
+        moving = ServiceClient(ServiceConfig(url=new.url, retries=2, endpoint_file=str(path)),
+                               sleep=lambda s: (sleeps.append(s), write_endpoint(path, old.url)), jitter=lambda: 1.0)
+        write_endpoint(path, new.url)
+        assert moving.classify(["c"])[0]["label"] == "Negative"
+        assert [c["texts"] for c in old.calls][-1] == ["c"] and len(sleeps) == 1
+    finally:
+        old.close()
+        new.close()
