@@ -10,7 +10,9 @@
    champion that run packaged (a service of another model is rolled to it without a gap);
 4. triggers ``sentiment_stream`` (the replay of the downloaded archive, offline, unless ``SENTIMENT_STREAM_SOURCE``
    says otherwise; ``--no-stream`` skips it) and waits until its Spark job runs;
-5. prints every URL and path a user needs.
+5. starts the dashboard (``python -m serving.dashboard`` on ``$SENTIMENT_DASHBOARD_HOST:$SENTIMENT_DASHBOARD_PORT``,
+   loopback by default; ``--no-dashboard`` skips it) and waits until it is healthy;
+6. prints every URL and path a user needs.
 
 It is idempotent: what already runs is kept (checked by pid files under ``$SENTIMENT_HOME/run/`` and by the
 ports), and a new training run is only triggered when no run has packaged a model yet (``--retrain`` forces
@@ -38,11 +40,11 @@ from ml.processes import session_members
 from ops.airflow_api import TRAINING_DAG, AirflowAPI, http
 from ops.components import locked, read_pid, stop
 from ops.layout import BIN, Layout, PlatformError, airflow_env, ensure_password
-from ops.steps import ensure_trained, start_airflow, start_service, training_conf
+from ops.steps import ensure_trained, start_airflow, start_dashboard, start_service, training_conf
 from ops.stream import describe, start_stream, stop_streams, stream_lines, streams
 from sentiment_platform.pipeline import DEFAULT_FAMILIES
 
-COMPONENTS = ("service", "airflow")  # what `up` starts itself (the stream's components come and go with it)
+COMPONENTS = ("service", "airflow", "dashboard")  # what `up` starts itself (the stream's components come and go with it)
 #: Stop order of ``down`` after the streams (their ingests and drivers) stopped.
 STOP_ORDER = ("dashboard", "service-next", "service", "airflow")
 
@@ -57,12 +59,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         outcome = ensure_trained(api, layout, training_conf(families, extra), args.retrain, args.timeout)
         start_service(layout, outcome["model_tag"], args.start_timeout)
         stream = None if args.no_stream else start_stream(api, layout, args.start_timeout)
+        dashboard = None if args.no_dashboard else start_dashboard(layout, args.start_timeout)
     print(f"\nThe platform is up ({time.monotonic() - started:.0f}s).\n")
-    print_urls(layout, outcome, stream)
+    print_urls(layout, outcome, stream, dashboard)
     return 0
 
 
-def print_urls(layout: Layout, outcome: dict[str, Any] | None, stream: dict[str, Any] | None = None) -> None:
+def print_urls(layout: Layout, outcome: dict[str, Any] | None, stream: dict[str, Any] | None = None,
+               dashboard: dict[str, Any] | None = None) -> None:
     run_id = (outcome or {}).get("run_id")
     key = ' -H "Authorization: Bearer $SENTIMENT_API_KEY"' if layout.settings.service.api_key else ""
     lines = [
@@ -81,6 +85,7 @@ def print_urls(layout: Layout, outcome: dict[str, Any] | None, stream: dict[str,
         ("Score a tweet", f"curl -s -X POST {layout.service_url}/classify -H 'Content-Type: application/json'"
                           f"{key} -d '{{\"texts\": [\"I love this\", \"worst day ever\"]}}'"),
         *stream_lines(layout, stream),
+        *([("Dashboard", f"{dashboard['url']}/")] if dashboard else []),
         ("Logs", str(layout.run_dir)),
         ("Health", "make status"),
         ("Stop", "make down"),
@@ -121,8 +126,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             continue
         port = record.get("port")
         url = f"http://127.0.0.1:{port}"
-        ready = (http("GET", f"{url}/readyz")[0] == 200 if component == "service"
-                 else http("GET", f"{url}/api/v2/monitor/health")[0] == 200)
+        probe = {"service": "/readyz", "airflow": "/api/v2/monitor/health", "dashboard": "/_stcore/health"}
+        url = record.get("url", url)
+        ready = http("GET", f"{url}{probe[component]}")[0] == 200
         report[component] = {"running": not record.get("leader_gone"), "pid": record["pid"], "url": url,
                              "ready": ready, "processes": len(session_members(record["pid"])),
                              **({"model_tag": record["model_tag"]} if "model_tag" in record else {})}
@@ -191,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                      "the stream's Spark job to become ready.")
     up.add_argument("--no-stream", action="store_true", help="Do not start the stream (sentiment_stream on the "
                                                              "replay source, or SENTIMENT_STREAM_SOURCE).")
+    up.add_argument("--no-dashboard", action="store_true", help="Do not start the dashboard "
+                                                                "(python -m serving.dashboard).")
     down = sub.add_parser("down", help="Stop everything `up` started and check that nothing is left.")
     down.add_argument("--grace", type=float, default=30, help="Seconds between SIGTERM and SIGKILL.")
     status = sub.add_parser("status", help="Show what runs, where, each stream's health, and the latest training "

@@ -1,17 +1,19 @@
-"""What ``up`` does, step by step: start Airflow, make sure a training run packaged a champion, serve it."""
+"""What ``up`` does, step by step: start Airflow, make sure a training run packaged a champion, serve it, open the
+dashboard."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from ml.processes import port_open
+from ml.processes import http_status, port_open
 from ops.airflow_api import TRAINING_DAG, AirflowAPI, wait_for
 from ops.components import read_pid, spawn, stop
-from ops.layout import BIN, Layout, PlatformError, airflow_env, ensure_password
+from ops.layout import BIN, Layout, PlatformError, airflow_env, base_env, ensure_password
 from sentiment_platform.pipeline import DEFAULT_FAMILIES
 
 FINISHED = {"success", "failed"}
@@ -161,3 +163,26 @@ def start_service(layout: Layout, model_tag: str, timeout: float) -> dict[str, A
     else:
         print(f"service: ready in {time.monotonic() - started:.0f}s at {outcome['url']}", flush=True)
     return {**record, "log": str(layout.log_file("service"))}
+
+
+def start_dashboard(layout: Layout, timeout: float) -> dict[str, Any]:
+    """Serve the dashboard (``python -m serving.dashboard``) unless it already runs; wait until it is healthy."""
+    dash = layout.settings.dashboard
+    url = f"http://{'127.0.0.1' if dash.host in ('0.0.0.0', 'localhost') else dash.host}:{dash.port}"
+    running = read_pid(layout, "dashboard")
+    if running and running.get("leader_gone"):
+        stop(layout, "dashboard")
+        running = None
+    if running:
+        print(f"dashboard: already running (pid {running['pid']}) at {url}/", flush=True)
+        return {**running, "url": url}
+    if port_open(dash.port):
+        raise PlatformError(f"port {dash.port} is in use by another program; set SENTIMENT_DASHBOARD_PORT")
+    print(f"dashboard: starting (log {layout.log_file('dashboard')}) ...", flush=True)
+    record = spawn(layout, "dashboard", [sys.executable, "-m", "serving.dashboard"], base_env(layout),
+                   port=dash.port, url=url)
+    record["log"] = str(layout.log_file("dashboard"))
+    started = time.monotonic()
+    wait_for("dashboard", lambda: http_status(f"{url}/_stcore/health") == 200 or None, timeout, record)
+    print(f"dashboard: ready in {time.monotonic() - started:.0f}s at {url}/", flush=True)
+    return {**record, "url": url}

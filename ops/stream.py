@@ -73,7 +73,6 @@ def stream_lines(layout: Layout, stream: dict[str, Any] | None) -> list[tuple[st
         ("Stream output", f"{folder / 'output'}/  (parquet, by date and keyword)"),
         ("Stream status", f"{folder / 'status.json'}  (make status; python -m spark_apps.stream status "
                           f"--name {stream['name']})"),
-        ("Dashboard", f"make dashboard  (http://{layout.settings.dashboard.host}:{layout.settings.dashboard.port}/)"),
     ]
 
 

@@ -49,18 +49,21 @@ def run(env, *args, timeout=900):
 
 def test_up_twice_status_down(tmp_path, s140_zip):
     home = tmp_path / "home"
-    airflow_port, service_port = free_port(), free_port()
-    env = clean_env(home, SENTIMENT140_URL=str(s140_zip), SENTIMENT_AIRFLOW_PARALLELISM="4")
+    airflow_port, service_port, dashboard_port = free_port(), free_port(), free_port()
+    env = clean_env(home, SENTIMENT140_URL=str(s140_zip), SENTIMENT_AIRFLOW_PARALLELISM="4",
+                    SENTIMENT_DASHBOARD_PORT=str(dashboard_port))
     up_args = ["up", "--airflow-port", str(airflow_port), "--service-port", str(service_port),
                "--families", "logreg", "--conf", json.dumps({"max_samples": None, "eval_max_samples": None})]
     airflow_url, service_url = f"http://127.0.0.1:{airflow_port}", f"http://127.0.0.1:{service_port}"
+    dashboard_url = f"http://127.0.0.1:{dashboard_port}"
     try:
         first, seconds = run(env, *up_args)
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
         print(f"platform up (cold, logreg on the fixture): {seconds:.0f}s")
         out = first.stdout
         for url in (f"{airflow_url}/", f"{airflow_url}/dags/sentiment140_training",
-                    f"{airflow_url}/sentiment/leaderboard", f"{service_url}/", f"{service_url}/classify"):
+                    f"{airflow_url}/sentiment/leaderboard", f"{service_url}/", f"{service_url}/classify",
+                    f"{dashboard_url}/"):
             assert url in out, f"{url} not printed"
         assert "generated the password" in out and "train[" in out and "success" in out
         stream = home / "stream" / "tweets"
@@ -80,6 +83,7 @@ def test_up_twice_status_down(tmp_path, s140_zip):
         status, page = get(f"{airflow_url}/sentiment/leaderboard", token=token["access_token"])
         assert status == 200 and "logreg" in page
         assert get(f"{service_url}/readyz")[0] == 200
+        assert get(f"{dashboard_url}/_stcore/health")[0] == 200 and get(f"{dashboard_url}/")[0] == 200
         status, body = get(f"{service_url}/classify", {"texts": ["I love this so much", "I hate this so much"]})
         assert status == 200 and [p["label"] for p in json.loads(body)] == ["Positive", "Negative"]
 
@@ -90,11 +94,13 @@ def test_up_twice_status_down(tmp_path, s140_zip):
             time.sleep(2)
         driver = read_status(stream / "status.json")["driver"]["pid"]
 
-        pids = {c: json.loads((home / "run" / f"{c}.json").read_text())["pid"] for c in ("airflow", "service")}
+        pids = {c: json.loads((home / "run" / f"{c}.json").read_text())["pid"]
+                for c in ("airflow", "service", "dashboard")}
         second, seconds = run(env, *up_args, timeout=300)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
         print(f"platform up (already up): {seconds:.0f}s")
         assert "airflow: already running" in second.stdout and "service: already serving" in second.stdout
+        assert "dashboard: already running" in second.stdout
         assert "reusing run" in second.stdout and "generated the password" not in second.stdout
         assert "stream: run manual__" in second.stdout and "is already active" in second.stdout
         assert {c: json.loads((home / "run" / f"{c}.json").read_text())["pid"] for c in pids} == pids
@@ -129,7 +135,7 @@ def test_up_twice_status_down(tmp_path, s140_zip):
                                 text=True, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
         report = json.loads(status.stdout)
-        assert report["airflow"]["ready"] and report["service"]["ready"]
+        assert report["airflow"]["ready"] and report["service"]["ready"] and report["dashboard"]["ready"]
         assert report["training_runs"][0]["state"] == "success"
     finally:
         records = [json.loads(p.read_text()) for p in (home / "run").glob("*.json")
@@ -143,6 +149,6 @@ def test_up_twice_status_down(tmp_path, s140_zip):
     assert final["state"] == "stopped" and final["error"] is None
     for record in records:
         assert session_members(record["pid"]) == [], f"{record['cmd']} left processes behind"
-    for port in (airflow_port, service_port):
+    for port in (airflow_port, service_port, dashboard_port):
         assert get(f"http://127.0.0.1:{port}/")[0] == 0, f"port {port} still answers"
     assert not list((home / "run").glob("*.json"))
