@@ -73,20 +73,33 @@ def data_download(
     emit({"archive": str(path)})
 
 
+DATASET_HELP = ("Prepared dataset to use: data/processed/<dataset>/ (default: $SENTIMENT_DATASET or 'default'; the "
+                "training DAG prepares the neutral-labelled source as 'neutral').")
+
+
 @data_app.command("prepare")
 def data_prepare(
-    source: Annotated[Path | None, typer.Option(help="A Sentiment140 zip or a labelled CSV/TSV (.gz allowed). "
-                                                "Default: the downloaded archive.")] = None,
+    source: Annotated[str | None, typer.Option(help="A Sentiment140 zip, a labelled CSV/TSV (.gz allowed) or a TweetEval "
+                                               "<split>_text.txt (labels and mapping.txt beside it), as a path or URL. "
+                                               "Default: the downloaded archive; for --dataset neutral, "
+                                               "$SENTIMENT_NEUTRAL_URL.")] = None,
+    validation: Annotated[str | None, typer.Option(help="Validate on this labelled file (path or URL) instead of a "
+                                                   "random share of the source.")] = None,
+    test: Annotated[str | None, typer.Option(help="Test on this labelled file (path or URL) instead of the official "
+                                             "test file or a random share of the source.")] = None,
+    dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     text_column: Annotated[str, typer.Option(help="Text column of a labelled file with a header.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a labelled file with a header.")] = "label",
     seed: Annotated[int | None, typer.Option(help="Split seed (default: $SENTIMENT_SEED or 42).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if this source was already prepared.")] = False,
 ) -> None:
-    """Parse, validate, deduplicate and split the data into parquet files plus manifest.json."""
+    """Parse, validate, deduplicate and split the data (no cleaned text in two splits) into parquet files plus
+    manifest.json."""
     from ml.data import prepare
 
-    manifest = prepare(_settings(seed=seed), source, text_column=text_column, label_column=label_column, force=force)
-    emit({k: manifest[k] for k in ("data_version", "rows", "label_counts", "dropped")})
+    manifest = prepare(_settings(seed=seed, dataset=dataset), source, validation=validation, test=test,
+                       text_column=text_column, label_column=label_column, force=force)
+    emit({k: manifest[k] for k in ("dataset", "data_version", "rows", "label_counts", "dropped")})
 
 
 @app.command("train")

@@ -9,7 +9,7 @@ prints every setting, its value, where the value came from, and its help.
 Layout of the artifacts root (``SENTIMENT_HOME``)::
 
     data/raw/         downloaded archives (+ .sha256 sidecars)
-    data/processed/   train/validation/test parquet + manifest.json
+    data/processed/<dataset>/  train/validation/test parquet + manifest.json (dataset: default, neutral, ...)
     models/<run>/     one directory per trained model (predictor.json + weights)
     reports/<run>/    leaderboard.{json,md,png}, confusion matrices, run.json
     stream/<name>/    landing, output, checkpoint, dead letters and status of a stream
@@ -145,7 +145,8 @@ class Settings(BaseModel):
 
     @property
     def processed_dir(self) -> Path:
-        return self.data_dir / "processed"
+        """The prepared splits of the dataset ``data.dataset``."""
+        return self.data_dir / "processed" / self.data.dataset
 
     @property
     def models_root(self) -> Path:

@@ -49,6 +49,14 @@ class DataSettings(Section):
     seed: int = setting(42, "Seed for splits, sampling and training.", ge=0)
     val_fraction: float = setting(0.2, "Share of the training file held out for validation.", gt=0.0, lt=0.5)
     download_retries: int = setting(5, "Retries after a failed download attempt.", ge=0, le=50)
+    neutral_url: str | None = setting(None, "A neutral-labelled training source (three classes) beside Sentiment140: "
+                                            "a URL or a path to a labelled CSV/TSV (SemEval's id<TAB>label<TAB>text) "
+                                            "or a TweetEval <split>_text.txt (its labels and mapping.txt beside it); "
+                                            "`data prepare --dataset neutral` reads it. Empty: none.")
+    dataset: str = setting("default", "The prepared dataset that `data prepare`, `train` and `evaluate` use unless "
+                                      "told otherwise: data/processed/<dataset>/ (the training DAG prepares "
+                                      "Sentiment140 as `default` and the neutral source as `neutral`).",
+                           pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class ModelSettings(Section):
