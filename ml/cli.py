@@ -164,17 +164,23 @@ def evaluate_cmd(
     run_id: Annotated[str | None, typer.Option(help="Run whose models to score (default: $SENTIMENT_RUN_ID or 'default').")] = None,
     band: Annotated[str | None, typer.Option(help="Neutral band LOW,HIGH on P(positive), e.g. 0.3,0.7.")] = None,
     max_samples: Annotated[int | None, typer.Option(min=10, help="Score on a stratified sample of the validation split.")] = None,
+    extra: Annotated[list[str] | None, typer.Option(help="Also score every model on this labelled set (repeatable): a "
+                                                    "path or URL of a CSV/TSV, a TweetEval <split>_text.txt (or its "
+                                                    "folder: the test split), a Sentiment140 csv or zip (its test "
+                                                    "file); NAME=REF names the set.")] = None,
 ) -> None:
-    """Score every model of the run on the validation split and the official test file; write the leaderboard."""
+    """Score every model of the run on its dataset's validation and test splits (and any --extra set); write
+    the leaderboard."""
     from ml.evaluate import evaluate
 
     overrides: dict[str, Any] = {"run_id": run_id}
     if band is not None:
         overrides.update(zip(("neutral_low", "neutral_high"), parse_band(band), strict=True))
     settings = _settings(**overrides)
-    board = evaluate(settings, max_samples=max_samples)
+    board = evaluate(settings, max_samples=max_samples, extra=extra or ())
     emit({"report": str(settings.reports_dir / "leaderboard.md"),
-           "models": [{k: row[k] for k in ("model", "accuracy", "test_accuracy")} for row in board]})
+          "models": [{k: row[k] for k in ("model", "dataset", "accuracy", "macro_recall", "test_accuracy")}
+                     for row in board]})
 
 
 @app.command("config")

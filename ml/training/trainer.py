@@ -128,6 +128,7 @@ def train(
     meta = {
         "name": name or family,
         "run_id": settings.training.run_id,
+        "dataset": settings.data.dataset,
         "data_version": manifest["data_version"],
         "n_train": len(train_df),
         "train_seconds": round(seconds, 2),
