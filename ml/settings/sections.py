@@ -91,6 +91,10 @@ class TrainingSettings(Section):
     timeout_hours: float = setting(24.0, "Longest one family may train in the DAG.", key="train_timeout_hours", gt=0)
     schedule: str | None = setting(None, "Retraining schedule of the training DAG (cron or preset such as @weekly); "
                                          "empty: manual runs only.", key="training_schedule")
+    champion_rule: Literal["three-class", "transformer", "accuracy"] = setting(
+        "three-class", "Which model of a run is shipped: three-class (the best three-class model by validation macro "
+                       "recall when the run has one, else as transformer), transformer (the best transformer by "
+                       "validation accuracy, else the best model) or accuracy (the best validation accuracy).")
 
     @field_validator("run_id")
     @classmethod
