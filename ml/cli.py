@@ -134,6 +134,10 @@ def train_cmd(
     teacher_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="The teacher's share of each "
                                                          "training target, above 0 (default 1: its probabilities "
                                                          "only; the labels have the rest).")] = None,
+    class_weight: Annotated[str | None, typer.Option(help="Class weights of the loss: balanced, none, or auto "
+                                                     "(balanced for imbalanced three-class data). Default: "
+                                                     "$SENTIMENT_CLASS_WEIGHT or auto.")] = None,
+    dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:
@@ -142,10 +146,11 @@ def train_cmd(
 
     if family not in FAMILIES:
         raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
-    result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
-                   batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
-                   grad_accum=grad_accum, compile_mode=compile_mode, compile_scope=compile_scope,
-                   dropout=dropout, embeddings=embeddings, teacher=teacher, teacher_weight=teacher_weight)
+    result = train(family, _settings(run_id=run_id, dataset=dataset, class_weight=class_weight), max_samples=max_samples,
+                   name=name, epochs=epochs, batch_size=batch_size, model_name=model_name, max_length=max_length,
+                   learning_rate=learning_rate, grad_accum=grad_accum, compile_mode=compile_mode,
+                   compile_scope=compile_scope, dropout=dropout, embeddings=embeddings, teacher=teacher,
+                   teacher_weight=teacher_weight)
     emit(result)
 
 

@@ -91,6 +91,10 @@ class TrainingSettings(Section):
     timeout_hours: float = setting(24.0, "Longest one family may train in the DAG.", key="train_timeout_hours", gt=0)
     schedule: str | None = setting(None, "Retraining schedule of the training DAG (cron or preset such as @weekly); "
                                          "empty: manual runs only.", key="training_schedule")
+    class_weight: Literal["auto", "balanced", "none"] = setting(
+        "auto", "Class weighting of every family's loss: balanced (each class weighs n/(k x its count)), none, or auto "
+                "(balanced for three-class data whose largest class is over 1.5 times its smallest; none for "
+                "two-class data such as Sentiment140).")
     champion_rule: Literal["three-class", "transformer", "accuracy"] = setting(
         "three-class", "Which model of a run is shipped: three-class (the best three-class model by validation macro "
                        "recall when the run has one, else as transformer), transformer (the best transformer by "

@@ -109,6 +109,8 @@ def train(
         if not distils(family):
             raise ConfigError(f"--teacher applies to gru and lstm, not to {family}")
         options["teacher"] = resolve_teacher(options["teacher"], settings)
+    if options.get("class_weight") is None:  # the run's setting, unless the call says otherwise
+        options["class_weight"] = settings.training.class_weight
     manifest = read_manifest(settings)
     train_df = load_split(settings, "train", max_samples)
     val_df = load_split(settings, "validation", FIT_VALIDATION_ROWS)

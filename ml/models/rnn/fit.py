@@ -1,6 +1,7 @@
-"""One fit's epochs of a GRU/LSTM (:class:`EpochRun`): early stopping on the monitored loss, the best epoch's
-weights, and a checkpoint after each epoch (:mod:`ml.models.checkpoints`) from which an interrupted fit resumes
-at the next epoch, in the same order. Keras is only reached through the model objects handed in."""
+"""One fit's epochs of a GRU/LSTM (:class:`EpochRun`): early stopping on the monitored loss (class-weighted when
+the fit weighs classes), the best epoch's weights, and a checkpoint after each epoch (:mod:`ml.models.checkpoints`)
+from which an interrupted fit resumes at the next epoch, in the same order. Keras is only reached through the
+model objects handed in."""
 
 from __future__ import annotations
 
@@ -27,13 +28,16 @@ class EpochRun:
     is monitored)."""
 
     def __init__(self, predictor: _RecurrentPredictor, core, work: Path, x, y_fit, validation,
-                 fit_started: float) -> None:
+                 fit_started: float, sample_weight=None) -> None:
         self.predictor, self.core, self.work = predictor, core, work
         self.x, self.y_fit, self.validation = x, y_fit, validation
+        #: Each training row's weight in the loss (class weights), or ``None``; ``validation`` carries its own.
+        self.sample_weight = sample_weight
         self.fit_started = fit_started
         settings = {k: v for k, v in predictor.params().items() if k not in ("epochs", "patience")}
-        #: Identifies the run: a checkpoint is only resumed by the same token ids, labels and settings.
-        self.fingerprint = fingerprint([array.tobytes() for array in (x, y_fit, *(validation or ()))], settings)
+        arrays = (x, y_fit, *(validation or ()), *(() if sample_weight is None else (sample_weight,)))
+        #: Identifies the run: a checkpoint is only resumed by the same token ids, labels, weights and settings.
+        self.fingerprint = fingerprint([array.tobytes() for array in arrays], settings)
         self.epoch = 0
         self.history: dict[str, list[float]] = {}
         self.best: dict[str, Any] | None = None
@@ -84,8 +88,10 @@ class EpochRun:
         while self.epoch < p.epochs and (self.best is None or self.epoch - self.best["epoch"] < p.patience):
             # One fit call per epoch over a (seed, epoch)-shuffled copy: a resumed run sees the same order.
             order = np.random.default_rng([p.seed, self.epoch]).permutation(len(x))
-            logs = core.fit(x[order], y_fit[order], validation_data=self.validation, initial_epoch=self.epoch,
-                            epochs=self.epoch + 1, batch_size=p.batch_size, shuffle=False, verbose=p.verbose).history
+            weight = None if self.sample_weight is None else self.sample_weight[order]
+            logs = core.fit(x[order], y_fit[order], sample_weight=weight, validation_data=self.validation,
+                            initial_epoch=self.epoch, epochs=self.epoch + 1, batch_size=p.batch_size, shuffle=False,
+                            verbose=p.verbose).history
             self.epoch += 1
             for key, values in logs.items():
                 self.history.setdefault(key, []).append(round(float(values[-1]), 5))

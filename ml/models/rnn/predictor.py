@@ -15,6 +15,7 @@ from ml.models.checkpoints import ensure_work_dir, work_dir_option
 from ml.models.rnn import EMBEDDING_DIM, MAX_LENGTH_CAP, MODEL_FILE, OOV_BUCKETS, VOCAB_SIZE
 from ml.models.rnn.fit import EpochRun
 from ml.models.rnn.network import build_models, build_vocabulary, compile_core, token_ids
+from ml.models.weights import check_class_weight, class_weights, row_weights
 from ml.predictor import Predictor, labels_for
 from ml.text import clean, tokenize
 
@@ -35,7 +36,8 @@ class _RecurrentPredictor(Predictor):
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
                  dropout: float = 0.0, embeddings: str | os.PathLike[str] | None = None,
                  teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0, seed: int = 42,
-                 verbose: int = 0, work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
+                 class_weight: str = "auto", verbose: int = 0, work_dir: str | os.PathLike[str] | None = None,
+                 keep_work_dir: bool = False) -> None:
         if not 0.0 < teacher_weight <= 1.0:
             raise ConfigError(f"teacher_weight must be above 0 and at most 1, not {teacher_weight} "
                               "(for the labels alone, train without a teacher)")
@@ -59,6 +61,9 @@ class _RecurrentPredictor(Predictor):
         #: share of each training target, the label's share is the rest.
         self.teacher = str(teacher) if teacher else None
         self.teacher_weight = float(teacher_weight)
+        #: ``auto``, ``balanced`` or ``none`` (:func:`ml.models.weights.class_weights`): each row's weight in the
+        #: loss by its label, in training and in the validation loss early stopping reads.
+        self.class_weight = check_class_weight(class_weight)
         self.seed = seed
         self.verbose = verbose
         #: Checkpoints of the running fit (``last``: weights, optimizer, epoch; ``best.weights.h5``). A fit that
@@ -74,6 +79,7 @@ class _RecurrentPredictor(Predictor):
         "embedding_dim": int, "units": int, "top_units": int, "vocab_size": int, "max_length": int,
         "max_length_cap": int, "batch_size": int, "epochs": int, "patience": int, "learning_rate": float,
         "dropout": float, "embeddings": str, "teacher": str, "teacher_weight": float, "verbose": int,
+        "class_weight": str,
     }
 
     @classmethod
@@ -91,7 +97,8 @@ class _RecurrentPredictor(Predictor):
                 "batch_size": self.batch_size, "epochs": self.epochs, "patience": self.patience,
                 "learning_rate": self.learning_rate, "dropout": self.dropout, "embeddings": self.embeddings,
                 "teacher": self.teacher,
-                "teacher_weight": self.teacher_weight if self.teacher else None, "seed": self.seed}
+                "teacher_weight": self.teacher_weight if self.teacher else None, "class_weight": self.class_weight,
+                "seed": self.seed}
 
     def _targets(self, labels: Sequence[str], one_hot: bool = False):
         """P(positive) targets (binary), class indices, or with ``one_hot`` one-hot rows (several classes)."""
@@ -122,9 +129,12 @@ class _RecurrentPredictor(Predictor):
         y = self._targets(labels, one_hot=soft)  # what early stopping reads on held-out rows: the labels
         work = self.work_dir = ensure_work_dir(self.work_dir, self.family)
         y_fit, teacher_facts = self._soft_targets(y, teacher_proba, teacher_facts) if soft else (y, None)
-        x, y_fit, validation = self._validation(layer, x, y, y_fit, val_texts, val_labels, one_hot=soft)
+        weights = class_weights(labels, self.labels, self.class_weight)
+        w = row_weights(labels, weights)
+        x, y_fit, w, validation = self._validation(layer, x, y, y_fit, w, weights, val_texts, val_labels,
+                                                   one_hot=soft)
         loss = compile_core(core, len(self.labels), self.learning_rate, soft=soft)
-        run = EpochRun(self, core, work, x, y_fit, validation, fit_started)
+        run = EpochRun(self, core, work, x, y_fit, validation, fit_started, sample_weight=w)
         run.start(vocabulary)
         run.train()
         run.restore_best()
@@ -134,7 +144,7 @@ class _RecurrentPredictor(Predictor):
             self.discard_work_dir()
         return {**run.facts(), "max_length": self.max_length, "vocabulary": len(vocabulary),
                 "embedding_rows": layer.vocabulary_size(), "embeddings": run.embeddings, "teacher": teacher_facts,
-                "history": run.history}
+                "class_weights": weights, "history": run.history}
 
     def _build(self, tokens: list[list[str]]):
         """Measure the length (unless set), build the vocabulary and a freshly seeded network; ``(core, vocab)``."""
@@ -168,21 +178,26 @@ class _RecurrentPredictor(Predictor):
                  self.teacher, self.teacher_weight, 100 * facts["agreement"])
         return y_fit, facts
 
-    def _validation(self, layer, x, y, y_fit, val_texts, val_labels, *, one_hot: bool):
-        """``(x, y_fit, validation)``: the given validation rows of known classes; without any, a seeded 10% of
-        the training rows held out (from 20 rows on; ``None`` below)."""
+    def _validation(self, layer, x, y, y_fit, w, weights, val_texts, val_labels, *, one_hot: bool):
+        """``(x, y_fit, w, validation)``: the given validation rows of known classes (weighted like training rows
+        when ``weights``); without any, a seeded 10% of the training rows held out (from 20 rows on; ``None``
+        below). ``w`` (the training rows' weights) and ``validation`` follow the same rows."""
         import numpy as np
 
         pairs = [(t, v) for t, v in zip(val_texts or [], val_labels or [], strict=True) if v in self.labels]
         if pairs:
             validation = (token_ids(layer, [clean(t) for t, _ in pairs], self.max_length),
                           self._targets([v for _, v in pairs], one_hot))
-            return x, y_fit, validation
+            if weights:
+                validation = (*validation, row_weights([v for _, v in pairs], weights))
+            return x, y_fit, w, validation
         if len(x) < 20:
-            return x, y_fit, None
+            return x, y_fit, w, None
         order = np.random.default_rng(self.seed).permutation(len(x))
         cut = max(len(x) // 10, 2)
-        return x[order[cut:]], y_fit[order[cut:]], (x[order[:cut]], y[order[:cut]])
+        held, kept = order[:cut], order[cut:]
+        validation = (x[held], y[held]) if w is None else (x[held], y[held], w[held])
+        return x[kept], y_fit[kept], (None if w is None else w[kept]), validation
 
     # ----------------------------------------------------------------------------------------- predict
     def _serving_function(self):

@@ -21,6 +21,7 @@ from ml.models.transformer.fit import FineTuning, FitData, StepPlan, start_loop,
 from ml.models.transformer.hub import load_pretrained, minilm_dir
 from ml.models.transformer.loop import TrainLoop, resolve_device
 from ml.models.transformer.precision import inference_bf16
+from ml.models.weights import check_class_weight, class_weights
 from ml.predictor import Predictor, check_cpu_bf16, labels_for
 from ml.text import clean
 
@@ -121,15 +122,17 @@ class TransformerPredictor(Predictor):
         self.tokenizer, self.model = load_pretrained(self.model_name, self.labels)
         data = self._fit_data(cfg, texts, labels, val_texts, val_labels)
         plan = StepPlan.of(cfg, len(data.seqs))
+        weights = class_weights(labels, self.labels, check_class_weight(cfg.class_weight))
         self._scorer = None
-        self._loop = start_loop(self.model, cfg, plan, self.compile_cache_dir)
+        self._loop = start_loop(self.model, cfg, plan, self.compile_cache_dir,
+                                class_weight=[weights[c] for c in self.labels] if weights else None)
         self.work_dir = ensure_work_dir(self.work_dir, self.family)
         run = FineTuning(self, cfg, data, plan, self._loop, self.work_dir, fit_started)
         run.resume()
         run.train()
         run.restore_best()
         self.config = cfg
-        self.metrics = run.metrics()
+        self.metrics = {**run.metrics(), "class_weights": weights}
         if not self.keep_work_dir:
             self.discard_work_dir()
         return {k: v for k, v in self.metrics.items() if k != "history"}
