@@ -134,6 +134,11 @@ def train_cmd(
     teacher_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="The teacher's share of each "
                                                          "training target, above 0 (default 1: its probabilities "
                                                          "only; the labels have the rest).")] = None,
+    init_from: Annotated[str | None, typer.Option(help="GRU/LSTM and transformers: start from this saved model of "
+                                                  "the same family (a model directory, or the name of a model of "
+                                                  "this run), e.g. one fine-tuned on Sentiment140: its encoder "
+                                                  "(GRU/LSTM: vocabulary, embedding, recurrent layers) with a new "
+                                                  "head when its classes differ.")] = None,
     class_weight: Annotated[str | None, typer.Option(help="Class weights of the loss: balanced, none, or auto "
                                                      "(balanced for imbalanced three-class data). Default: "
                                                      "$SENTIMENT_CLASS_WEIGHT or auto.")] = None,
@@ -150,7 +155,7 @@ def train_cmd(
                    name=name, epochs=epochs, batch_size=batch_size, model_name=model_name, max_length=max_length,
                    learning_rate=learning_rate, grad_accum=grad_accum, compile_mode=compile_mode,
                    compile_scope=compile_scope, dropout=dropout, embeddings=embeddings, teacher=teacher,
-                   teacher_weight=teacher_weight)
+                   teacher_weight=teacher_weight, init_from=init_from)
     emit(result)
 
 

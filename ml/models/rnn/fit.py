@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.models.checkpoints import discard, fingerprint, resumable_state, write_last
-from ml.models.rnn.network import atomic_weights, copy_pretrained_vectors, dropout_rng
+from ml.models.rnn.network import atomic_weights, copy_layers, copy_pretrained_vectors, dropout_rng
 
 if TYPE_CHECKING:
     from ml.models.rnn.predictor import _RecurrentPredictor
@@ -42,20 +42,25 @@ class EpochRun:
         self.history: dict[str, list[float]] = {}
         self.best: dict[str, Any] | None = None
         self.embeddings: dict[str, Any] | None = None
+        self.transfer: dict[str, Any] | None = None  # the model the fit started from (init_from), and what it copied
         self.resumed_from: int | None = None
         self.earlier_seconds: float | None = None  # the interrupted attempts' time, when resumed
 
-    def start(self, vocabulary: Sequence[str]) -> None:
+    def start(self, vocabulary: Sequence[str], source: dict[str, Any] | None = None) -> None:
         """Resume from ``work/last`` when it holds a checkpoint of this run; otherwise start at epoch 0, from the
-        pretrained word vectors when asked (a resumed fit has its trained embedding in the checkpoint)."""
+        pretrained word vectors or the ``source`` model's weights when asked (a resumed fit has its trained
+        weights in the checkpoint)."""
         p = self.predictor
         state = self._resume()
         if state is None:
             if p.embeddings:
                 self.embeddings = copy_pretrained_vectors(self.core, vocabulary, p.embeddings, p.embedding_dim)
+            if source is not None:
+                self.transfer = {**source["facts"], "copied": copy_layers(self.core, source["core"])}
             return
         self.epoch = self.resumed_from = state["epoch"]
         self.history, self.best, self.embeddings = state["history"], state["best"], state.get("embeddings")
+        self.transfer = state.get("transfer")
         self.earlier_seconds = float(state.get("seconds", 0.0))
         log.info("resuming %s from epoch %d of %d (%s)", p.family, self.epoch, p.epochs, self.work)
 
@@ -105,7 +110,7 @@ class EpochRun:
     def checkpoint(self) -> None:
         """Write ``work/last`` atomically: weights with the optimizer's state, and the epoch, history, best."""
         state = {"fingerprint": self.fingerprint, "epoch": self.epoch, "history": self.history, "best": self.best,
-                 "dropout_rng": dropout_rng(self.core), "embeddings": self.embeddings,
+                 "dropout_rng": dropout_rng(self.core), "embeddings": self.embeddings, "transfer": self.transfer,
                  "seconds": (self.earlier_seconds or 0.0) + time.perf_counter() - self.fit_started}
         with write_last(self.work, state) as tmp:
             self.core.save_weights(tmp / "model.weights.h5")
