@@ -77,6 +77,17 @@ def make_head_tail(root: Path, per_class: int, seed: int = 4) -> Path:
     return path
 
 
+def make_neutral_tsv(path: Path, n: int = 240, seed: int = 7) -> Path:
+    """A SemEval-like three-class file (``id<TAB>label<TAB>text``, no header; 15% negative, 35% neutral) whose
+    cleaned texts are unique."""
+    pools = {"positive": POSITIVE, "neutral": NEUTRAL, "negative": NEGATIVE}
+    labels = [("negative" if i % 20 < 3 else "neutral" if i % 20 < 10 else "positive") for i in range(n)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i}\t{label}\t{pools[label][i % len(pools[label])]} {tag(seed, i)}\n"
+                            for i, label in enumerate(labels)), encoding="utf-8")
+    return path
+
+
 def make_s140_zip(path: Path, n_train: int = 400, n_test: int = 60, seed: int = 0,
                   train_bytes: bytes | None = None, with_test: bool = True) -> Path:
     """A zip shaped like the official ``trainingandtestdata.zip``."""

@@ -16,6 +16,7 @@ from ml.data.split import deduplicate, drop_overlap, leak_free_split
 from ml.download import file_digest
 from ml.errors import DataError
 from ml.predictor import TERNARY_LABELS, atomic_dir
+from ml.settings.sections import DEFAULT_DATASET, NEUTRAL_DATASET
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,10 +27,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
-#: The dataset commands use unless told otherwise (``SENTIMENT_DATASET``), and the one the DAG prepares the
-#: neutral-labelled source into.
-DEFAULT_DATASET = "default"
-NEUTRAL_DATASET = "neutral"
 
 
 def validate(df: pd.DataFrame, where: str, *, min_share: float = 0.01) -> dict[str, Any]:

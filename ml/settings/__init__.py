@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationEr
 
 from ml.errors import ConfigError
 from ml.settings.sections import (
+    DEFAULT_DATASET,
+    NEUTRAL_DATASET,
     OFFICIAL_URL,
     SECTIONS,
     DashboardSettings,
@@ -272,6 +274,7 @@ def _describe_errors(exc: ValidationError, values: dict[str, dict[str, Any]]) ->
 
 
 __all__ = [
-    "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings",
-    "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
+    "DEFAULT_DATASET", "NEUTRAL_DATASET", "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings",
+    "ModelSettings", "PathsSettings", "PlatformSettings", "ServiceSettings", "Settings", "Spec", "StreamSettings",
+    "TrainingSettings", "get_settings",
 ]

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 OFFICIAL_URL = "https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip"
+#: The prepared dataset commands use unless told otherwise (``SENTIMENT_DATASET``), and the one the training DAG
+#: prepares the neutral-labelled source into.
+DEFAULT_DATASET = "default"
+NEUTRAL_DATASET = "neutral"
 
 
 def setting(default: Any, help: str, *, env: str | None = None, key: str | None = None, **constraints: Any) -> Any:
@@ -53,7 +57,7 @@ class DataSettings(Section):
                                             "a URL or a path to a labelled CSV/TSV (SemEval's id<TAB>label<TAB>text) "
                                             "or a TweetEval <split>_text.txt (its labels and mapping.txt beside it); "
                                             "`data prepare --dataset neutral` reads it. Empty: none.")
-    dataset: str = setting("default", "The prepared dataset that `data prepare`, `train` and `evaluate` use unless "
+    dataset: str = setting(DEFAULT_DATASET, "The prepared dataset that `data prepare`, `train` and `evaluate` use unless "
                                       "told otherwise: data/processed/<dataset>/ (the training DAG prepares "
                                       "Sentiment140 as `default` and the neutral source as `neutral`).",
                            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
