@@ -86,8 +86,10 @@ def prepare(
         source: A Sentiment140 zip, a labelled CSV/TSV or a TweetEval text file, as a path or URL. Default: the
             neutral source (``SENTIMENT_NEUTRAL_URL``) for the dataset ``neutral``, else the archive ``data
             download`` fetched.
-        validation: A labelled file to validate on instead of a random share of ``source``.
-        test: A labelled file to test on instead of the official test file or a random share.
+        validation: A labelled file to validate on instead of a random share of ``source`` (a Sentiment140 zip:
+            its training file).
+        test: A labelled file to test on instead of the official test file or a random share (a Sentiment140
+            zip: its official test file).
         text_column: Text column of a labelled file with a header.
         label_column: Label column of a labelled file with a header.
         force: Rebuild even when the manifest says the same sources and settings were already prepared.
@@ -119,7 +121,9 @@ def prepare(
     frames: dict[str, pd.DataFrame | None] = {"validation": None, "test": official_test}
     for split, path in named.items():
         if path is not None:
-            frame, _, file_kind = read_source(path, text_column, label_column)
+            frame, official, file_kind = read_source(path, text_column, label_column)
+            if split == "test" and official is not None:  # a Sentiment140 zip as test file: its official test file
+                frame = official
             frames[split], file_drops = deduplicate(frame)
             validate(frames[split], path.name)
             files[split] = {"path": str(path), "name": path.name, "sha256": params[split], "kind": file_kind,

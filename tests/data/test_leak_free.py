@@ -180,3 +180,12 @@ def test_sources_by_url_fetch_tweeteval_siblings_once(settings, web_folder):
     assert m["source"]["kind"] == "tweeteval" and sum(m["rows"].values()) == 150
     with pytest.raises(DataError, match="HTTP 404"):
         prepare(settings, f"{url}/sentiment/nothing.tsv", force=True)
+
+
+def test_a_sentiment140_zip_validates_with_its_training_file_and_tests_with_its_official_test(settings, tmp_path,
+                                                                                             s140_zip):
+    source = tmp_path / "plain.tsv"
+    labelled_tsv(source, [(label, text) for label, text in three_class_rows(300) if label != "neutral"])
+    m = prepare(settings, source, validation=s140_zip, test=s140_zip)
+    assert m["rows"]["validation"] == 400 and m["rows"]["test"] == 60
+    assert m["label_counts"]["test"] == {"negative": 20, "neutral": 20, "positive": 20}
