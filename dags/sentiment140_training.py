@@ -27,6 +27,13 @@ and LSTM (`train_student`) on that model's probabilities for the training tweets
 LogisticRegression on small data. A saved model folder of an earlier run works as well (then everything trains
 at once). Other families ignore it; a run without GRU or LSTM refuses it.
 
+**Three classes.** Given a neutral-labelled source (`neutral_url`, or the workers' `SENTIMENT_NEUTRAL_URL`: a
+labelled CSV/TSV such as SemEval's, or a TweetEval `train_text.txt`), the run also prepares it as the dataset
+`neutral` and trains `neutral_families` on it (`<family>-neutral`), with class weights for its imbalanced classes
+(`class_weight`); with `transfer` their transformers and GRU/LSTM start from this run's Sentiment140 model of the same
+family. `extra_eval` scores every model on external labelled sets; `champion_rule` (default: the best three-class
+model by macro recall, when there is one) picks the model to ship.
+
 **Where results go.** Everything a run writes is keyed by its run id (sanitised to `[A-Za-z0-9._-]`):
 `$SENTIMENT_HOME/models/<run>/<family>/`, `$SENTIMENT_HOME/reports/<run>/leaderboard.{json,md,png}` and
 `run.json` (the run's params, data version, champion, model tag and outcome). The prepared data is shared by
@@ -114,6 +121,44 @@ PARAMS = {
                          section="Evaluation"),
     "neutral_high": Param(0.6, type="number", minimum=0, maximum=1, title="Neutral band: high",
                           description="Must not be below the low edge.", section="Evaluation"),
+    "extra_eval": Param(
+        [], type="array", items={"type": "string"}, title="External test sets",
+        description="Also score every model on these labelled sets (URLs or paths on the workers, NAME=REF to name "
+                    "one): CSV/TSV, a TweetEval <split>_text.txt with its labels and mapping.txt beside it, or a "
+                    "Sentiment140 zip (its test file). One column group per set on the leaderboard.",
+        section="Evaluation",
+    ),
+    "champion_rule": Param(
+        None, type=["null", "string"], enum=[None, "three-class", "transformer", "accuracy"], title="Champion rule",
+        description="three-class: the best three-class model by validation macro recall, when the run has one; "
+                    "transformer: the best transformer by validation accuracy; accuracy: the best validation "
+                    "accuracy. Empty: $SENTIMENT_CHAMPION_RULE, else three-class.",
+        section="Evaluation",
+    ),
+    "neutral_url": Param(
+        None, type=["null", "string"], title="Neutral-labelled data URL",
+        description="A three-class training source (URL or path): a labelled CSV/TSV (SemEval's id<TAB>label<TAB>"
+                    "text) or a TweetEval train_text.txt. Empty: $SENTIMENT_NEUTRAL_URL, else none.",
+        section="Three classes",
+    ),
+    "neutral_families": Param(
+        None, type=["null", "array"], items={"type": "string", "enum": list(FAMILIES)}, title="Three-class families",
+        description="Families trained on the neutral data (one task each, <family>-neutral). Empty: the classical "
+                    "three when there is a neutral source.",
+        section="Three classes",
+    ),
+    "transfer": Param(
+        False, type="boolean", title="Transfer from Sentiment140",
+        description="Three-class transformers and GRU/LSTM start from this run's Sentiment140 model of their "
+                    "family (its encoder, a new three-class head); the family must be among the families too.",
+        section="Three classes",
+    ),
+    "class_weight": Param(
+        None, type=["null", "string"], enum=[None, "auto", "balanced", "none"], title="Class weights",
+        description="balanced, none, or auto (balanced for imbalanced three-class data, none for Sentiment140). "
+                    "Empty: $SENTIMENT_CLASS_WEIGHT, else auto.",
+        section="Three classes",
+    ),
     "data_url": Param(
         None, type=["null", "string"], title="Data URL",
         description="Sentiment140 archive: http(s)://, file:// or a local path on the workers. Empty: "
@@ -170,7 +215,7 @@ def sentiment140_training():
 
     @task(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=1))
     def download(plan: dict) -> dict:
-        """Download and verify the archive (resumes, retries; a no-op when a valid copy is present)."""
+        """Download and verify the archive, and fetch the neutral source (resumes, retries; no-ops when present)."""
         from sentiment_platform.pipeline import fetch_data
 
         return fetch_data(plan)
@@ -178,20 +223,20 @@ def sentiment140_training():
     @task(outlets=[PREPARED_DATA], execution_timeout=timedelta(hours=1))
     @fail_fast
     def prepare(plan: dict, fetched: dict) -> dict:
-        """Parse, validate, deduplicate and split (a no-op when this archive is already prepared)."""
+        """Parse, validate, deduplicate and split Sentiment140 and the neutral source (no-ops when already prepared)."""
         from sentiment_platform.pipeline import prepare_data
 
-        data = prepare_data(plan, fetched["archive"])
+        data = prepare_data(plan, fetched["archive"], fetched.get("neutral"))
         get_current_context()["outlet_events"][PREPARED_DATA].extra = {
-            "data_version": data["data_version"], "rows": data["rows"], "run_id": plan["run_id"],
-            "processed_dir": data["processed_dir"],
+            "data_version": data["data_version"], "data_versions": data["data_versions"], "rows": data["rows"],
+            "run_id": plan["run_id"], "processed_dir": data["processed_dir"],
         }
         return data
 
     @task(map_index_template="{{ family }}", execution_timeout=timedelta(hours=TRAINING.timeout_hours))
     @fail_fast
     def train(plan: dict, data: dict | None, family: str) -> dict:
-        """Train one family; its model replaces any earlier one of this run."""
+        """Train one job (a family, or <family>-neutral); its model replaces any earlier one of this run."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from sentiment_platform.pipeline import train_family
@@ -199,7 +244,7 @@ def sentiment140_training():
         get_current_context()["family"] = family  # names the mapped task in the UI
         if data is None:  # only a student (all_done) gets here without data: prepare failed, which fails the run
             raise AirflowSkipException("the data was not prepared (see the prepare task)")
-        return train_family(plan, family, data["data_version"])
+        return train_family(plan, family, data.get("data_versions") or data["data_version"])
 
     # all_done: the teacher and student tasks are empty (skipped) in most runs, and Airflow's
     # all_done_min_one_success would skip evaluation with them; a run that saved no model fails here instead
@@ -226,11 +271,11 @@ def sentiment140_training():
 
     @task(execution_timeout=timedelta(minutes=5))
     @fail_fast
-    def select_champion(board: dict) -> dict:
-        """Pick the model to serve."""
+    def select_champion(plan: dict, board: dict) -> dict:
+        """Pick the model to serve (the run's champion rule)."""
         from sentiment_platform.pipeline import choose_champion
 
-        return choose_champion(board["rows"])
+        return choose_champion(board["rows"], plan)
 
     @task(outlets=[CHAMPION_MODEL], execution_timeout=timedelta(minutes=30))
     @fail_fast
@@ -288,7 +333,7 @@ def sentiment140_training():
     [trained, taught, distilled] >> scored
     board = leaderboard(the_plan)
     scored >> board
-    packaged = package(the_plan, select_champion(board))
+    packaged = package(the_plan, select_champion(the_plan, board))
     bento = build_bento(the_plan)
     verify(the_plan, packaged) >> bento >> finish(the_plan)
 

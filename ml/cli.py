@@ -73,20 +73,33 @@ def data_download(
     emit({"archive": str(path)})
 
 
+DATASET_HELP = ("Prepared dataset to use: data/processed/<dataset>/ (default: $SENTIMENT_DATASET or 'default'; the "
+                "training DAG prepares the neutral-labelled source as 'neutral').")
+
+
 @data_app.command("prepare")
 def data_prepare(
-    source: Annotated[Path | None, typer.Option(help="A Sentiment140 zip or a labelled CSV/TSV (.gz allowed). "
-                                                "Default: the downloaded archive.")] = None,
+    source: Annotated[str | None, typer.Option(help="A Sentiment140 zip, a labelled CSV/TSV (.gz allowed) or a TweetEval "
+                                               "<split>_text.txt (labels and mapping.txt beside it), as a path or URL. "
+                                               "Default: the downloaded archive; for --dataset neutral, "
+                                               "$SENTIMENT_NEUTRAL_URL.")] = None,
+    validation: Annotated[str | None, typer.Option(help="Validate on this labelled file (path or URL) instead of a "
+                                                   "random share of the source.")] = None,
+    test: Annotated[str | None, typer.Option(help="Test on this labelled file (path or URL) instead of the official "
+                                             "test file or a random share of the source.")] = None,
+    dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     text_column: Annotated[str, typer.Option(help="Text column of a labelled file with a header.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of a labelled file with a header.")] = "label",
     seed: Annotated[int | None, typer.Option(help="Split seed (default: $SENTIMENT_SEED or 42).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if this source was already prepared.")] = False,
 ) -> None:
-    """Parse, validate, deduplicate and split the data into parquet files plus manifest.json."""
+    """Parse, validate, deduplicate and split the data (no cleaned text in two splits) into parquet files plus
+    manifest.json."""
     from ml.data import prepare
 
-    manifest = prepare(_settings(seed=seed), source, text_column=text_column, label_column=label_column, force=force)
-    emit({k: manifest[k] for k in ("data_version", "rows", "label_counts", "dropped")})
+    manifest = prepare(_settings(seed=seed, dataset=dataset), source, validation=validation, test=test,
+                       text_column=text_column, label_column=label_column, force=force)
+    emit({k: manifest[k] for k in ("dataset", "data_version", "rows", "label_counts", "dropped")})
 
 
 @app.command("train")
@@ -121,6 +134,15 @@ def train_cmd(
     teacher_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="The teacher's share of each "
                                                          "training target, above 0 (default 1: its probabilities "
                                                          "only; the labels have the rest).")] = None,
+    init_from: Annotated[str | None, typer.Option(help="GRU/LSTM and transformers: start from this saved model of "
+                                                  "the same family (a model directory, or the name of a model of "
+                                                  "this run), e.g. one fine-tuned on Sentiment140: its encoder "
+                                                  "(GRU/LSTM: vocabulary, embedding, recurrent layers) with a new "
+                                                  "head when its classes differ.")] = None,
+    class_weight: Annotated[str | None, typer.Option(help="Class weights of the loss: balanced, none, or auto "
+                                                     "(balanced for imbalanced three-class data). Default: "
+                                                     "$SENTIMENT_CLASS_WEIGHT or auto.")] = None,
+    dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
 ) -> None:
@@ -129,10 +151,11 @@ def train_cmd(
 
     if family not in FAMILIES:
         raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
-    result = train(family, _settings(run_id=run_id), max_samples=max_samples, name=name, epochs=epochs,
-                   batch_size=batch_size, model_name=model_name, max_length=max_length, learning_rate=learning_rate,
-                   grad_accum=grad_accum, compile_mode=compile_mode, compile_scope=compile_scope,
-                   dropout=dropout, embeddings=embeddings, teacher=teacher, teacher_weight=teacher_weight)
+    result = train(family, _settings(run_id=run_id, dataset=dataset, class_weight=class_weight), max_samples=max_samples,
+                   name=name, epochs=epochs, batch_size=batch_size, model_name=model_name, max_length=max_length,
+                   learning_rate=learning_rate, grad_accum=grad_accum, compile_mode=compile_mode,
+                   compile_scope=compile_scope, dropout=dropout, embeddings=embeddings, teacher=teacher,
+                   teacher_weight=teacher_weight, init_from=init_from)
     emit(result)
 
 
@@ -151,17 +174,23 @@ def evaluate_cmd(
     run_id: Annotated[str | None, typer.Option(help="Run whose models to score (default: $SENTIMENT_RUN_ID or 'default').")] = None,
     band: Annotated[str | None, typer.Option(help="Neutral band LOW,HIGH on P(positive), e.g. 0.3,0.7.")] = None,
     max_samples: Annotated[int | None, typer.Option(min=10, help="Score on a stratified sample of the validation split.")] = None,
+    extra: Annotated[list[str] | None, typer.Option(help="Also score every model on this labelled set (repeatable): a "
+                                                    "path or URL of a CSV/TSV, a TweetEval <split>_text.txt (or its "
+                                                    "folder: the test split), a Sentiment140 csv or zip (its test "
+                                                    "file); NAME=REF names the set.")] = None,
 ) -> None:
-    """Score every model of the run on the validation split and the official test file; write the leaderboard."""
+    """Score every model of the run on its dataset's validation and test splits (and any --extra set); write
+    the leaderboard."""
     from ml.evaluate import evaluate
 
     overrides: dict[str, Any] = {"run_id": run_id}
     if band is not None:
         overrides.update(zip(("neutral_low", "neutral_high"), parse_band(band), strict=True))
     settings = _settings(**overrides)
-    board = evaluate(settings, max_samples=max_samples)
+    board = evaluate(settings, max_samples=max_samples, extra=extra or ())
     emit({"report": str(settings.reports_dir / "leaderboard.md"),
-           "models": [{k: row[k] for k in ("model", "accuracy", "test_accuracy")} for row in board]})
+          "models": [{k: row[k] for k in ("model", "dataset", "accuracy", "macro_recall", "test_accuracy")}
+                     for row in board]})
 
 
 @app.command("config")

@@ -41,7 +41,7 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def _local_source(url: str) -> Path | None:
+def local_source(url: str) -> Path | None:
     """The local file behind a ``file://`` URL or a plain path, else ``None`` for a remote URL."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
@@ -72,7 +72,7 @@ def verify_archive(path: Path) -> None:
         raise DataError(f"{path.name}: no Sentiment140 training csv inside (found {names})")
 
 
-def _fetch_http(url: str, part: Path, retries: int, progress: bool) -> None:
+def fetch_http(url: str, part: Path, retries: int, progress: bool) -> None:
     from tqdm import tqdm
 
     attempt = 0
@@ -183,9 +183,9 @@ def download(
                 return target
 
     part = target.with_name(target.name + ".part")
-    source = _local_source(url)
+    source = local_source(url)
     if source is None:
-        _fetch_http(url, part, retries, progress)
+        fetch_http(url, part, retries, progress)
     else:
         _copy_local(source, part, progress)
     try:
@@ -220,5 +220,5 @@ def latest_archive(dest_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-__all__ = ["download", "verify_archive", "file_digest", "archive_name", "latest_archive", "TRAIN_MEMBER",
-           "TEST_MEMBER"]
+__all__ = ["download", "verify_archive", "file_digest", "archive_name", "latest_archive", "fetch_http", "local_source",
+           "TRAIN_MEMBER", "TEST_MEMBER"]

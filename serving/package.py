@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Leaderboard columns copied into the model's metadata.
-METRIC_KEYS = ("accuracy", "f1", "roc_auc", "test_accuracy", "test3_macro_f1", "train_seconds", "n_train")
+METRIC_KEYS = ("accuracy", "f1", "macro_recall", "roc_auc", "test_accuracy", "test3_macro_f1", "test3_macro_recall",
+               "train_seconds", "n_train")
 SERVING_DIR = Path(__file__).resolve().parent
 BENTOFILE = SERVING_DIR / "bentofile.yaml"
 
@@ -45,7 +46,7 @@ def _resolve_model(settings: Settings, model: str | None) -> tuple[str, dict[str
         if not board:
             raise ModelError(f"none of the models in {path} is in {settings.models_dir} "
                              f"(trained: {', '.join(names)}); re-run `python -m ml evaluate`")
-        row = select_champion(board)
+        row = select_champion(board, settings.training.champion_rule)
         return row["model"], row
     board = read_leaderboard(settings) if path.is_file() else []
     rows = {row["model"]: row for row in board}
@@ -62,7 +63,7 @@ def _resolve_model(settings: Settings, model: str | None) -> tuple[str, dict[str
     if not ranked:
         raise ModelError(f"several {model} models ({', '.join(same_family)}) and no leaderboard to choose: "
                          "run `python -m ml evaluate` or pass the model's name")
-    row = select_champion(ranked)
+    row = select_champion(ranked, settings.training.champion_rule)
     return row["model"], row
 
 
@@ -91,7 +92,7 @@ def package_model(settings: Settings, model: str | None = None, *, run_id: str |
     Args:
         settings: Platform settings (artifacts root, run, Neutral band, model store).
         model: A model name under ``models/<run>/`` or a family name; default: the champion of the run's
-            leaderboard (see :func:`ml.champion.select_champion`).
+            leaderboard by the rule ``SENTIMENT_CHAMPION_RULE`` (see :func:`ml.champion.select_champion`).
         run_id: Package from this run instead of ``settings.training.run_id``.
 
     Returns:

@@ -26,15 +26,32 @@ def tweet(rng: random.Random, pool: list[str]) -> str:
     return rng.choice(pool) + rng.choice(DECOR) + rng.choice(DECOR)
 
 
+def tag(seed: int, i: int) -> str:
+    """A made-up word of letters only, one per ``(seed, i)``: it survives cleaning, so a tweet that carries it
+    has a cleaned text of its own (prepare deduplicates on the text and splits by cleaned text)."""
+    n, word = seed * 1_000_003 + i, ""
+    while True:
+        n, r = divmod(n, 26)
+        word += "abcdefghijklmnopqrstuvwxyz"[r]
+        if not n:
+            return "zq" + word
+
+
+def unique_tweet(rng: random.Random, pool: list[str], seed: int, i: int) -> str:
+    """:func:`tweet` plus its :func:`tag`: fixture rows never repeat a cleaned text."""
+    return f"{tweet(rng, pool)} {tag(seed, i)}"
+
+
 def s140_rows(n: int, seed: int = 0, labels: tuple[str, ...] = ("0", "4")) -> list[list[str]]:
-    """``n`` rows of six fields, sorted by polarity like the real file (negatives first)."""
+    """``n`` rows of six fields, sorted by polarity like the real file (negatives first); every text is unique
+    after cleaning, and unique to ``seed`` (the test file of :func:`make_s140_zip` shares none with training)."""
     rng = random.Random(seed)
     pools = {"0": NEGATIVE, "2": NEUTRAL, "4": POSITIVE}
     rows = []
     for i in range(n):
         polarity = labels[i * len(labels) // n]
         rows.append([polarity, str(1_000_000 + i), "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY",
-                     f"user{i % 97}", tweet(rng, pools[polarity])])
+                     f"user{i % 97}", unique_tweet(rng, pools[polarity], seed, i)])
     return rows
 
 
@@ -55,8 +72,19 @@ def make_head_tail(root: Path, per_class: int, seed: int = 4) -> Path:
     with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["polarity", "text"])
-        writer.writerows([[label, tweet(rng, NEGATIVE if label == "0" else POSITIVE)]
-                          for label in ("0", "4") for _ in range(per_class)])
+        writer.writerows([[label, unique_tweet(rng, NEGATIVE if label == "0" else POSITIVE, seed, i)]
+                          for i, label in enumerate(label for label in ("0", "4") for _ in range(per_class))])
+    return path
+
+
+def make_neutral_tsv(path: Path, n: int = 240, seed: int = 7) -> Path:
+    """A SemEval-like three-class file (``id<TAB>label<TAB>text``, no header; 15% negative, 35% neutral) whose
+    cleaned texts are unique."""
+    pools = {"positive": POSITIVE, "neutral": NEUTRAL, "negative": NEGATIVE}
+    labels = [("negative" if i % 20 < 3 else "neutral" if i % 20 < 10 else "positive") for i in range(n)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i}\t{label}\t{pools[label][i % len(pools[label])]} {tag(seed, i)}\n"
+                            for i, label in enumerate(labels)), encoding="utf-8")
     return path
 
 

@@ -1,19 +1,22 @@
-"""Deduplicate, validate and split the data into the parquet files every family trains and is judged on."""
+"""Prepare a dataset: read, deduplicate, validate and split it into the parquet files every family trains and is
+judged on (``data/processed/<dataset>/``), with a manifest."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import zipfile
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml.data.readers import read_labelled, read_sentiment140_zip
+from ml.data.readers import read_source
+from ml.data.split import deduplicate, drop_overlap, leak_free_split
 from ml.download import file_digest
 from ml.errors import DataError
 from ml.predictor import TERNARY_LABELS, atomic_dir
+from ml.settings.sections import DEFAULT_DATASET, NEUTRAL_DATASET
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,25 +27,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
-
-
-def deduplicate(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop exact duplicates, every row of an id seen with conflicting labels, repeated ids and empty texts."""
-    counts: dict[str, int] = {}
-    n = len(df)
-    df = df.drop_duplicates()
-    counts["exact_duplicates"] = n - len(df)
-    n_labels = df.groupby("id")["label"].transform("nunique")
-    conflicting = n_labels > 1
-    counts["conflicting_id_rows"] = int(conflicting.sum())
-    counts["conflicting_ids"] = int(df.loc[conflicting, "id"].nunique())
-    df = df[~conflicting]
-    n = len(df)
-    df = df.drop_duplicates(subset="id", keep="first")
-    counts["repeated_ids"] = n - len(df)
-    empty = df["text"].str.strip() == ""
-    counts["empty_text"] = int(empty.sum())
-    return df[~empty], counts
 
 
 def validate(df: pd.DataFrame, where: str, *, min_share: float = 0.01) -> dict[str, Any]:
@@ -77,68 +61,94 @@ def content_hash(frames: dict[str, pd.DataFrame]) -> str:
     return h.hexdigest()
 
 
-def _split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from sklearn.model_selection import train_test_split
-
-    if len(df) < 10:
-        raise DataError(f"only {len(df)} usable rows: too few to split")
-    a, b = train_test_split(df, test_size=fraction, stratify=df["label"], random_state=seed, shuffle=True)
-    return a.reset_index(drop=True), b.reset_index(drop=True)
-
-
 # ---------------------------------------------------------------------------------------------- prepare
 def prepare(
     settings: Settings,
-    source: Path | None = None,
+    source: str | os.PathLike[str] | None = None,
     *,
+    validation: str | os.PathLike[str] | None = None,
+    test: str | os.PathLike[str] | None = None,
     text_column: str = "text",
     label_column: str = "label",
     force: bool = False,
 ) -> dict[str, Any]:
-    """Turn a downloaded archive (or a labelled file) into validated parquet splits and a manifest.
+    """Turn a labelled source into validated, leak-free parquet splits and a manifest, in the dataset folder
+    ``settings.processed_dir`` (``data/processed/<settings.data.dataset>/``).
+
+    Rows are deduplicated on their text whatever their id (:func:`~ml.data.split.deduplicate`). The test split
+    is ``test``, else the official test file of a Sentiment140 zip, else a random share of the source; the
+    validation split is ``validation``, else a random share of the rest. Random splits keep every cleaned text
+    in one split, and rows whose cleaned text is in a named (or official) validation or test file leave the
+    splits below them (test, then validation, then train). Every drop is counted in the manifest.
 
     Args:
-        settings: Platform settings (artifacts root, seed, validation fraction).
-        source: A Sentiment140 zip or a labelled CSV/TSV. Default: the archive ``data download`` fetched.
+        settings: Platform settings (artifacts root, dataset, seed, validation fraction).
+        source: A Sentiment140 zip, a labelled CSV/TSV or a TweetEval text file, as a path or URL. Default: the
+            neutral source (``SENTIMENT_NEUTRAL_URL``) for the dataset ``neutral``, else the archive ``data
+            download`` fetched.
+        validation: A labelled file to validate on instead of a random share of ``source`` (a Sentiment140 zip:
+            its training file).
+        test: A labelled file to test on instead of the official test file or a random share (a Sentiment140
+            zip: its official test file).
         text_column: Text column of a labelled file with a header.
         label_column: Label column of a labelled file with a header.
-        force: Rebuild even when the manifest says the same source and settings were already prepared.
+        force: Rebuild even when the manifest says the same sources and settings were already prepared.
 
     Returns:
         The manifest.
     """
-    source = Path(source) if source else default_source(settings)
-    if not source.is_file():
+    source = _local(settings, source) if source else default_source(settings)
+    if not source.exists():
         raise DataError(f"no input at {source}: run `python -m ml data download` first or pass a file")
-    source_sha = file_digest(source)
+    named = {"validation": _local(settings, validation) if validation else None,
+             "test": _local(settings, test) if test else None}
+    source_sha = _digest(source)
     params = {"seed": settings.data.seed, "val_fraction": settings.data.val_fraction,
-              "text_column": text_column, "label_column": label_column}
+              "text_column": text_column, "label_column": label_column,
+              **{k: _digest(v) for k, v in named.items() if v is not None}}
     out_dir = settings.processed_dir
     old = read_manifest(settings, missing_ok=True)
     if old and not force and old["source"]["sha256"] == source_sha and old["params"] == params:
         log.info("%s already prepared (data version %s); nothing to do", source.name, old["data_version"])
         return old
 
-    is_zip = zipfile.is_zipfile(source) or source.suffix == ".zip"
-    if is_zip:
-        train_all, test = read_sentiment140_zip(source)
-        kind = "sentiment140"
-    else:
-        train_all, test = read_labelled(source, text_column, label_column), None
-        kind = "labelled"
+    train_all, official_test, kind = read_source(source, text_column, label_column)
     n_raw = len(train_all)
     train_all, dropped = deduplicate(train_all)
     log.info("%s: %d rows read, drops: %s", source.name, n_raw, dropped)
     checks = validate(train_all, source.name)
-    if test is None:
-        train_all, test = _split(train_all, settings.data.val_fraction / 2, settings.data.seed)
+    files: dict[str, Any] = {}
+    frames: dict[str, pd.DataFrame | None] = {"validation": None, "test": official_test}
+    for split, path in named.items():
+        if path is not None:
+            frame, official, file_kind = read_source(path, text_column, label_column)
+            if split == "test" and official is not None:  # a Sentiment140 zip as test file: its official test file
+                frame = official
+            frames[split], file_drops = deduplicate(frame)
+            validate(frames[split], path.name)
+            files[split] = {"path": str(path), "name": path.name, "sha256": params[split], "kind": file_kind,
+                            "rows_read": len(frame), "dropped": file_drops}
+    test_df, val_df = frames["test"], frames["validation"]
+    if test_df is None:
+        train_all, test_df = leak_free_split(train_all, settings.data.val_fraction / 2, settings.data.seed)
     else:
-        test = test.reset_index(drop=True)
-    train, validation = _split(train_all, settings.data.val_fraction, settings.data.seed)
-    frames = {"train": train, "validation": validation, "test": test}
+        if "test" not in files:  # the official test file of a Sentiment140 zip
+            n_test = len(test_df)
+            test_df, _ = deduplicate(test_df)
+            dropped["official_test"] = n_test - len(test_df)
+        train_all, dropped["in_test"] = drop_overlap(train_all, test_df)
+    if val_df is None:
+        train, val_df = leak_free_split(train_all, settings.data.val_fraction, settings.data.seed)
+    else:
+        val_df, dropped["validation_in_test"] = drop_overlap(val_df, test_df)
+        train, dropped["in_validation"] = drop_overlap(train_all, val_df)
+        validate(train, source.name)
+    frames = {"train": train, "validation": val_df, "test": test_df}
     digest = content_hash(frames)
     manifest = {
+        "dataset": settings.data.dataset,
         "source": {"path": str(source), "name": source.name, "sha256": source_sha, "kind": kind},
+        **({"files": files} if files else {}),
         "params": params,
         "rows_read": n_raw,
         "dropped": dropped,
@@ -155,15 +165,36 @@ def prepare(
         for name, df in frames.items():
             df.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    log.info("prepared data version %s: %s", manifest["data_version"], manifest["rows"])
+    log.info("prepared %s data version %s: %s", settings.data.dataset, manifest["data_version"], manifest["rows"])
     return manifest
 
 
+def _local(settings: Settings, ref: str | os.PathLike[str]) -> Path:
+    """A local path for a source named by a path or URL (remote files are fetched into ``data/raw``)."""
+    from ml.data.fetch import fetch_source
+
+    return fetch_source(ref, settings.raw_dir, retries=settings.data.download_retries)
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file, or of a TweetEval source's three files."""
+    from ml.data.tweeteval import is_tweeteval, tweeteval_files
+
+    if path.is_dir() or is_tweeteval(path):
+        return hashlib.sha256("".join(file_digest(p) for p in tweeteval_files(path)).encode()).hexdigest()
+    return file_digest(path)
+
+
 def default_source(settings: Settings) -> Path:
-    """What ``prepare`` reads without a source: the archive ``data download`` verified last, whatever its name,
-    else the one named after the configured data URL."""
+    """What ``prepare`` reads without a source: for the dataset ``neutral``, the neutral source
+    (``SENTIMENT_NEUTRAL_URL``, fetched when remote); otherwise the archive ``data download`` verified last, whatever
+    its name, else the one named after the configured data URL."""
     from ml.download import archive_name, latest_archive
 
+    if settings.data.dataset == NEUTRAL_DATASET:
+        if not settings.data.neutral_url:
+            raise DataError("the dataset 'neutral' needs a source: set SENTIMENT_NEUTRAL_URL or pass --source")
+        return _local(settings, settings.data.neutral_url)
     return latest_archive(settings.raw_dir) or settings.raw_dir / archive_name(settings.data.url)
 
 
@@ -172,7 +203,8 @@ def read_manifest(settings: Settings, missing_ok: bool = False) -> dict[str, Any
     if not path.exists():
         if missing_ok:
             return None
-        raise DataError(f"no prepared data at {settings.processed_dir}: run `python -m ml data prepare` first")
+        hint = "" if settings.data.dataset == DEFAULT_DATASET else f" --dataset {settings.data.dataset}"
+        raise DataError(f"no prepared data at {settings.processed_dir}: run `python -m ml data prepare{hint}` first")
     return json.loads(path.read_text())
 
 
@@ -184,7 +216,8 @@ def load_split(settings: Settings, name: str, max_samples: int | None = None) ->
         raise DataError(f"unknown split {name!r}; choose one of {SPLITS}")
     path = settings.processed_dir / f"{name}.parquet"
     if not path.exists():
-        raise DataError(f"no {name} split at {path}: run `python -m ml data prepare` first")
+        raise DataError(f"no {name} split at {path}: run `python -m ml data prepare` first (dataset "
+                        f"{settings.data.dataset!r})")
     df = pd.read_parquet(path)
     if max_samples and max_samples < len(df):
         frac = max_samples / len(df)

@@ -191,3 +191,40 @@ def read_labelled(path: Path, text_column: str = "text", label_column: str = "la
         raise DataError(f"{path.name}: no data rows")
     mapping = _label_map(set(raw_labels), path.name)
     return pd.DataFrame({"id": ids, "text": texts, "label": [mapping[v] for v in raw_labels]})
+
+
+def _looks_like_sentiment140_csv(path: Path) -> bool:
+    """A headerless csv whose first field is a quoted Sentiment140 polarity (the official test file's layout)."""
+    if path.suffix != ".csv":
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    return head[:5] in (b'"0","', b'"2","', b'"4","')
+
+
+def read_source(path: Path, text_column: str = "text",
+                label_column: str = "label") -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """Any labelled source the platform reads: ``(rows, official test rows or None, kind)``.
+
+    * a Sentiment140 zip (``kind`` ``sentiment140``; the official test file, when inside, is the second frame);
+    * a Sentiment140 csv (six quoted columns, no header, latin-1; e.g. the official test file alone);
+    * the TweetEval layout (``<split>_text.txt`` with its labels and mapping beside it, or its folder);
+    * a generic labelled CSV/TSV (:func:`read_labelled`).
+    """
+    import pandas as pd
+
+    from ml.data.tweeteval import is_tweeteval, read_tweeteval
+
+    path = Path(path)
+    if path.is_dir() or is_tweeteval(path):
+        return read_tweeteval(path), None, "tweeteval"
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    if zipfile.is_zipfile(path) or path.suffix == ".zip":
+        train, test = read_sentiment140_zip(path)
+        return train, test, "sentiment140"
+    if _looks_like_sentiment140_csv(path):
+        with open(path, encoding="latin-1", newline="") as fh:
+            cols = parse_sentiment140(fh, path.name, set(POLARITY))
+        return pd.DataFrame(cols), None, "sentiment140"
+    return read_labelled(path, text_column, label_column), None, "labelled"

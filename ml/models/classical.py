@@ -5,6 +5,9 @@
   works for it too.
 * ``multinomialnb``: MultinomialNB.
 
+Class weights (``class_weight``, see :mod:`ml.models.weights`) reach LogisticRegression as its ``class_weight``,
+and the other two as ``sample_weight`` in ``fit`` (the calibration of LinearSVC is weighted too).
+
 The vectorizer tokenizes with :func:`ml.text.tokenize`, the same cleaner the service and the Spark job use; on
 text that is already clean, :meth:`~ml.predictor.Predictor.predict_proba_cleaned` splits on whitespace instead.
 """
@@ -14,8 +17,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from ml.models.weights import check_class_weight, class_weights, row_weights
 from ml.predictor import Predictor, labels_for
 from ml.text import tokenize
 
@@ -23,25 +27,32 @@ MODEL_FILE = "model.joblib"
 
 
 class _ClassicalPredictor(Predictor):
-    def __init__(self, max_features: int = 50_000, ngram_max: int = 4, seed: int = 42, n_jobs: int = 1) -> None:
+    #: How the estimator takes class weights: its own ``class_weight`` parameter, or ``sample_weight`` in ``fit``
+    #: (MultinomialNB has no class_weight; the calibrated LinearSVC must weigh its calibration too).
+    weights_by: ClassVar[str] = "sample_weight"
+
+    def __init__(self, max_features: int = 50_000, ngram_max: int = 4, seed: int = 42, n_jobs: int = 1,
+                 class_weight: str = "auto") -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
         self.seed = seed
         self.n_jobs = n_jobs
+        #: ``auto``, ``balanced`` or ``none`` (:func:`ml.models.weights.class_weights`).
+        self.class_weight = check_class_weight(class_weight)
         self.pipeline = None
         self._split = None  # see _split_vectorizer
 
     @classmethod
     def from_options(cls, settings, options: dict[str, Any]) -> _ClassicalPredictor:
         return cls(max_features=settings.training.max_features, ngram_max=settings.training.ngram_max, seed=settings.data.seed,
-                   n_jobs=int(options.get("n_jobs", 1)))
+                   n_jobs=int(options.get("n_jobs", 1)), class_weight=str(options.get("class_weight", "auto")))
 
-    def _estimator(self):  # pragma: no cover - overridden
+    def _estimator(self, class_weight: dict[int, float] | None = None):  # pragma: no cover - overridden
         raise NotImplementedError
 
     def params(self) -> dict[str, Any]:
         return {"max_features": self.max_features, "ngram_range": [1, self.ngram_max], "seed": self.seed,
-                "estimator": type(self._estimator()).__name__}
+                "estimator": type(self._estimator()).__name__, "class_weight": self.class_weight}
 
     def fit(self, texts, labels, *, val_texts=None, val_labels=None) -> dict[str, Any]:
         import numpy as np
@@ -55,10 +66,16 @@ class _ClassicalPredictor(Predictor):
             ngram_range=(1, self.ngram_max), max_features=self.max_features, sublinear_tf=True,
             dtype=np.float32,
         )
+        weights = class_weights(labels, self.labels, self.class_weight)
+        by_index = {self.labels.index(c): w for c, w in weights.items()} if weights else None
         self._split = None
-        self.pipeline = Pipeline([("tfidf", vectorizer), ("clf", self._estimator())])
-        self.pipeline.fit(list(texts), y)
-        return {"vocabulary": len(vectorizer.vocabulary_)}
+        estimator = self._estimator(by_index if self.weights_by == "class_weight" else None)
+        self.pipeline = Pipeline([("tfidf", vectorizer), ("clf", estimator)])
+        fit_params = {}
+        if weights and self.weights_by == "sample_weight":
+            fit_params["clf__sample_weight"] = row_weights(labels, weights)
+        self.pipeline.fit(list(texts), y, **fit_params)
+        return {"vocabulary": len(vectorizer.vocabulary_), "class_weights": weights}
 
     def predict_proba(self, texts: Sequence[str]):
         # The vectorizer cleans raw text itself (its tokenizer is ml.text.tokenize): no separate pass.
@@ -101,24 +118,25 @@ class _ClassicalPredictor(Predictor):
     def _load(cls, path: Path, meta: dict[str, Any]) -> Predictor:
         import joblib
 
-        self = cls()
+        self = cls(class_weight=(meta.get("params") or {}).get("class_weight", "auto"))
         self.pipeline = joblib.load(path / MODEL_FILE)
         return self
 
 
 class LogRegPredictor(_ClassicalPredictor):
     family = "logreg"
+    weights_by = "class_weight"
 
-    def _estimator(self):
+    def _estimator(self, class_weight: dict[int, float] | None = None):
         from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(C=1.0, max_iter=1000, random_state=self.seed)
+        return LogisticRegression(C=1.0, max_iter=1000, random_state=self.seed, class_weight=class_weight)
 
 
 class LinearSVCPredictor(_ClassicalPredictor):
     family = "linearsvc"
 
-    def _estimator(self):
+    def _estimator(self, class_weight: dict[int, float] | None = None):
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import LinearSVC
 
@@ -130,7 +148,7 @@ class LinearSVCPredictor(_ClassicalPredictor):
 class MultinomialNBPredictor(_ClassicalPredictor):
     family = "multinomialnb"
 
-    def _estimator(self):
+    def _estimator(self, class_weight: dict[int, float] | None = None):
         from sklearn.naive_bayes import MultinomialNB
 
         return MultinomialNB(alpha=1.0)

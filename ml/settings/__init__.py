@@ -9,7 +9,7 @@ prints every setting, its value, where the value came from, and its help.
 Layout of the artifacts root (``SENTIMENT_HOME``)::
 
     data/raw/         downloaded archives (+ .sha256 sidecars)
-    data/processed/   train/validation/test parquet + manifest.json
+    data/processed/<dataset>/  train/validation/test parquet + manifest.json (dataset: default, neutral, ...)
     models/<run>/     one directory per trained model (predictor.json + weights)
     reports/<run>/    leaderboard.{json,md,png}, confusion matrices, run.json
     stream/<name>/    landing, output, checkpoint, dead letters and status of a stream
@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationEr
 
 from ml.errors import ConfigError
 from ml.settings.sections import (
+    DEFAULT_DATASET,
+    NEUTRAL_DATASET,
     OFFICIAL_URL,
     SECTIONS,
     DashboardSettings,
@@ -147,7 +149,8 @@ class Settings(BaseModel):
 
     @property
     def processed_dir(self) -> Path:
-        return self.data_dir / "processed"
+        """The prepared splits of the dataset ``data.dataset``."""
+        return self.data_dir / "processed" / self.data.dataset
 
     @property
     def models_root(self) -> Path:
@@ -273,6 +276,7 @@ def _describe_errors(exc: ValidationError, values: dict[str, dict[str, Any]]) ->
 
 
 __all__ = [
-    "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings",
-    "ReportSettings", "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
+    "DEFAULT_DATASET", "NEUTRAL_DATASET", "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings",
+    "ModelSettings", "PathsSettings", "PlatformSettings", "ReportSettings", "ServiceSettings", "Settings", "Spec",
+    "StreamSettings", "TrainingSettings", "get_settings",
 ]

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 OFFICIAL_URL = "https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip"
+#: The prepared dataset commands use unless told otherwise (``SENTIMENT_DATASET``), and the one the training DAG
+#: prepares the neutral-labelled source into.
+DEFAULT_DATASET = "default"
+NEUTRAL_DATASET = "neutral"
 
 
 def setting(default: Any, help: str, *, env: str | None = None, key: str | None = None, **constraints: Any) -> Any:
@@ -49,6 +53,14 @@ class DataSettings(Section):
     seed: int = setting(42, "Seed for splits, sampling and training.", ge=0)
     val_fraction: float = setting(0.2, "Share of the training file held out for validation.", gt=0.0, lt=0.5)
     download_retries: int = setting(5, "Retries after a failed download attempt.", ge=0, le=50)
+    neutral_url: str | None = setting(None, "A neutral-labelled training source (three classes) beside Sentiment140: "
+                                            "a URL or a path to a labelled CSV/TSV (SemEval's id<TAB>label<TAB>text) "
+                                            "or a TweetEval <split>_text.txt (its labels and mapping.txt beside it); "
+                                            "`data prepare --dataset neutral` reads it. Empty: none.")
+    dataset: str = setting(DEFAULT_DATASET, "The prepared dataset that `data prepare`, `train` and `evaluate` use unless "
+                                      "told otherwise: data/processed/<dataset>/ (the training DAG prepares "
+                                      "Sentiment140 as `default` and the neutral source as `neutral`).",
+                           pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class ModelSettings(Section):
@@ -83,6 +95,14 @@ class TrainingSettings(Section):
     timeout_hours: float = setting(24.0, "Longest one family may train in the DAG.", key="train_timeout_hours", gt=0)
     schedule: str | None = setting(None, "Retraining schedule of the training DAG (cron or preset such as @weekly); "
                                          "empty: manual runs only.", key="training_schedule")
+    class_weight: Literal["auto", "balanced", "none"] = setting(
+        "auto", "Class weighting of every family's loss: balanced (each class weighs n/(k x its count)), none, or auto "
+                "(balanced for three-class data whose largest class is over 1.5 times its smallest; none for "
+                "two-class data such as Sentiment140).")
+    champion_rule: Literal["three-class", "transformer", "accuracy"] = setting(
+        "three-class", "Which model of a run is shipped: three-class (the best three-class model by validation macro "
+                       "recall when the run has one, else as transformer), transformer (the best transformer by "
+                       "validation accuracy, else the best model) or accuracy (the best validation accuracy).")
 
     @field_validator("run_id")
     @classmethod

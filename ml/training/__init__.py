@@ -10,11 +10,14 @@ from ml.training.trainer import (
     build_predictor,
     distils,
     fit_predictor,
+    resolve_init_from,
+    resolve_model,
     resolve_teacher,
     takes_word_vectors,
     train,
     trained_models,
+    transfers,
 )
 
 __all__ = ["train", "trained_models", "build_predictor", "fit_predictor", "distils", "takes_word_vectors",
-           "resolve_teacher"]
+           "resolve_teacher", "resolve_model", "resolve_init_from", "transfers"]

@@ -42,8 +42,15 @@ def takes_word_vectors(family: str) -> bool:
     return bool(getattr(family_class(family), "word_vectors", False))
 
 
-def resolve_teacher(value: str, settings: Settings) -> str:
-    """A teacher given as a saved model directory, or as the name of a model of the current run.
+def transfers(family: str) -> bool:
+    """Whether ``family`` can start from another saved model of its family (``init_from``): GRU, LSTM and the
+    transformers."""
+    return bool(getattr(family_class(family), "transfers", False))
+
+
+def resolve_model(value: str, settings: Settings, what: str = "teacher") -> str:
+    """A saved model given as a directory, or as the name of a model of the current run (``what`` names the
+    option in the error).
 
     Raises:
         ConfigError: Neither names a saved model.
@@ -55,8 +62,31 @@ def resolve_teacher(value: str, settings: Settings) -> str:
     for candidate in candidates:
         if (candidate / META_FILE).is_file():
             return str(candidate.resolve())
-    raise ConfigError(f"teacher {value!r}: not a saved model directory, nor a model of run {settings.training.run_id!r} "
+    raise ConfigError(f"{what} {value!r}: not a saved model directory, nor a model of run {settings.training.run_id!r} "
                       f"(in {settings.models_dir}); train it first, e.g. `python -m ml train minilm`")
+
+
+def resolve_teacher(value: str, settings: Settings) -> str:
+    """A teacher given as a saved model directory, or as the name of a model of the current run."""
+    return resolve_model(value, settings, "teacher")
+
+
+def resolve_init_from(family: str, value: str, settings: Settings) -> str:
+    """The saved model a ``family`` fit starts from (``init_from``): a directory or a model name of the run, of
+    the same family.
+
+    Raises:
+        ConfigError: a family that cannot transfer, or a value that names no saved model of that family.
+    """
+    from ml.predictor import read_meta
+
+    if not transfers(family):
+        raise ConfigError(f"--init-from applies to gru, lstm and the transformers, not to {family}")
+    path = resolve_model(value, settings, "init_from")
+    source = read_meta(path).get("family")
+    if source != family:
+        raise ConfigError(f"init_from {value!r} is a {source} model; a {family} starts from a saved {family} model")
+    return path
 
 
 def fit_predictor(predictor, texts: Sequence[str], labels: Sequence[str], settings: Settings, *,
@@ -91,10 +121,12 @@ def train(
         name: Directory name of the saved model (default: the family).
         **options: Family options such as ``epochs`` or ``model_name``; families ignore those they do not use,
             except ``teacher`` (a saved model directory or a model name of the run) and ``embeddings``
-            (``"minilm"`` or a word-vector file), which only GRU and LSTM take.
+            (``"minilm"`` or a word-vector file), which only GRU and LSTM take, and ``init_from`` (a saved model
+            of the same family to start from), which GRU, LSTM and the transformers take.
 
     Raises:
-        ConfigError: A ``teacher`` or ``embeddings`` for another family, or one that names nothing usable.
+        ConfigError: A ``teacher``, ``embeddings`` or ``init_from`` for another family, or one that names nothing
+            usable.
     """
     if options.get("teacher_weight") is not None and not options.get("teacher"):
         raise ConfigError("teacher_weight needs a teacher (--teacher)")
@@ -109,6 +141,10 @@ def train(
         if not distils(family):
             raise ConfigError(f"--teacher applies to gru and lstm, not to {family}")
         options["teacher"] = resolve_teacher(options["teacher"], settings)
+    if options.get("init_from"):
+        options["init_from"] = resolve_init_from(family, str(options["init_from"]), settings)
+    if options.get("class_weight") is None:  # the run's setting, unless the call says otherwise
+        options["class_weight"] = settings.training.class_weight
     manifest = read_manifest(settings)
     train_df = load_split(settings, "train", max_samples)
     val_df = load_split(settings, "validation", FIT_VALIDATION_ROWS)
@@ -128,6 +164,7 @@ def train(
     meta = {
         "name": name or family,
         "run_id": settings.training.run_id,
+        "dataset": settings.data.dataset,
         "data_version": manifest["data_version"],
         "n_train": len(train_df),
         "train_seconds": round(seconds, 2),

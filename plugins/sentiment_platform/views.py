@@ -26,7 +26,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 #: The custom view the auth manager is asked about (``is_authorized_custom_view``).
 RESOURCE = "Sentiment reports"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-COLUMNS = ("model", "family", "accuracy", "f1", "test_accuracy", "test3_macro_f1", "train_seconds", "n_train")
+COLUMNS = ("model", "family", "dataset", "accuracy", "f1", "macro_recall", "test_accuracy", "test3_macro_f1",
+           "test3_macro_recall", "train_seconds", "n_train")
 
 
 def authorized(user: GetUserDep) -> None:

@@ -11,7 +11,7 @@ def test_defaults_and_layout(home):
     assert s.home == home.resolve()
     assert s.data.url == OFFICIAL_URL
     assert s.neutral_band == (0.4, 0.6)
-    assert s.processed_dir == home.resolve() / "data" / "processed"
+    assert s.processed_dir == home.resolve() / "data" / "processed" / "default"  # the dataset `default`
     assert s.models_dir == home.resolve() / "models" / "default"
     assert s.reports_dir == home.resolve() / "reports" / "default"
     assert not home.exists(), "reading settings must not create folders"

@@ -239,3 +239,84 @@ def test_parallel_failure_records_are_all_kept(home):
     failures = read_run_record(settings_for(plan))["failures"]
     assert len(failures) == 6 * 15
     assert {f["family"] for f in failures} == {f"f{w}" for w in range(6)}
+
+
+# ------------------------------------------------------------------------------------------------ three classes
+def neutral_tsv(path, n: int = 240, seed: int = 7):
+    from fixtures import make_neutral_tsv
+
+    return make_neutral_tsv(path, n, seed)
+
+
+def test_plan_with_a_neutral_source(home, tmp_path):
+    source, extra = neutral_tsv(tmp_path / "semeval.tsv"), neutral_tsv(tmp_path / "held_out.tsv", 30, seed=8)
+    plan = plan_run({"families": ["logreg", "minilm"], "neutral_url": str(source),
+                     "neutral_families": ["logreg", "minilm"], "transfer": True, "class_weight": "balanced",
+                     "champion_rule": "accuracy", "extra_eval": [str(extra), f"named={extra}"]}, "r3c")
+    assert plan["jobs"]["minilm-neutral"] == {"family": "minilm", "dataset": "neutral", "init_from": "minilm"}
+    assert plan["jobs"]["logreg-neutral"] == {"family": "logreg", "dataset": "neutral", "init_from": None}
+    assert groups_of(plan) == {"independent": ["logreg", "logreg-neutral"], "teachers": ["minilm"],
+                               "students": ["minilm-neutral"]}
+    settings = settings_for(plan)
+    assert settings.training.class_weight == "balanced" and settings.training.champion_rule == "accuracy"
+    assert settings.data.neutral_url == str(source) and settings.data.dataset == "default"
+    assert plan["extra_eval"] == [str(extra), f"named={extra}"]
+    # Without transfer every job is independent; without neutral_families the classical three train on it.
+    plain = plan_run({"families": ["logreg"], "neutral_url": str(source)}, "r3d")
+    assert plan_groups(plain)["independent"] == ["logreg", "logreg-neutral", "linearsvc-neutral",
+                                                 "multinomialnb-neutral"]
+    assert plan_run({"families": ["logreg"]}, "r3e")["jobs"] == {"logreg": {"family": "logreg", "dataset": "default",
+                                                                           "init_from": None}}
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"neutral_families": ["logreg"]}, "neutral_families: no neutral source"),
+    ({"neutral_url": "/no/such.tsv"}, "neutral_url: no such file"),
+    ({"neutral_url": "SOURCE", "neutral_families": ["logreg"], "transfer": True}, "transfer: no three-class family"),
+    ({"neutral_url": "SOURCE", "neutral_families": ["minilm"], "transfer": True}, "add them to families too"),
+    ({"neutral_url": "SOURCE", "families": ["minilm", "gru"], "teacher": "minilm", "neutral_families": ["gru"],
+      "transfer": True}, "gru on Sentiment140 already wait for the teacher"),
+    ({"extra_eval": ["/no/such/test.tsv"]}, "extra_eval: no such file"),
+    ({"class_weight": "inverse"}, "SENTIMENT_CLASS_WEIGHT"),
+    ({"champion_rule": "newest"}, "SENTIMENT_CHAMPION_RULE"),
+])
+def test_plan_rejects_bad_three_class_params(home, tmp_path, params, message):
+    source = str(neutral_tsv(tmp_path / "s.tsv"))
+    params = {k: (source if v == "SOURCE" else v) for k, v in params.items()}
+    with pytest.raises(ConfigError, match=message):
+        plan_run(params, "r1")
+
+
+@pytest.mark.slow
+def test_steps_train_sentiment140_and_three_class_jobs_and_ship_a_three_class_champion(home, s140_zip, tmp_path):
+    """One run: logreg on Sentiment140, logreg and a GRU that starts from the run's Sentiment140 GRU on the neutral
+    data, scored on an external set too; the default rule ships the three-class model with the best macro recall,
+    packaged with its three labels."""
+    source, extra = neutral_tsv(tmp_path / "semeval.tsv"), neutral_tsv(tmp_path / "held_out.tsv", 30, seed=8)
+    plan = plan_run({"families": ["logreg", "gru"], "neutral_url": str(source), "neutral_families": ["logreg", "gru"],
+                     "transfer": True, "epochs": 1, "max_samples": 200, "data_url": s140_zip.as_uri(),
+                     "extra_eval": [str(extra)]}, "manual__three")
+    fetched = fetch_data(plan)
+    assert fetched["neutral"] == str(source)
+    data = prepare_data(plan, fetched["archive"], fetched["neutral"])
+    assert set(data["data_versions"]) == {"default", "neutral"}
+    with pytest.raises(ModelError, match="gru-neutral starts from this run's gru, which saved no model"):
+        train_family(plan, "gru-neutral", data["data_versions"])
+    for job in ("logreg", "gru", "logreg-neutral", "gru-neutral"):
+        result = train_family(plan, job, data["data_versions"])
+        assert result["name"] == job and result["dataset"] == ("neutral" if "-" in job else "default")
+    meta = json.loads((home / "models" / "manual__three" / "gru-neutral" / "predictor.json").read_text())
+    assert meta["dataset"] == "neutral" and meta["fit"]["init_from"]["new_head"] is True
+    assert meta["fit"]["class_weights"]["negative"] > 1 > meta["fit"]["class_weights"]["positive"]  # auto: imbalanced
+    rows = {row["model"]: row for row in evaluate_run(plan)}
+    assert rows["logreg"]["dataset"] == "default" and rows["logreg-neutral"]["dataset"] == "neutral"
+    assert rows["logreg-neutral"]["class_weight"] == "balanced" and rows["logreg"]["class_weight"] is None
+    assert rows["gru-neutral"]["init_from"].startswith("gru:manual__three/gru")
+    assert set(rows["logreg"]["extra"]) == {"held_out"}
+    champion = choose_champion(list(rows.values()), plan)
+    best = max((r for r in rows.values() if "neutral" in r["labels"]), key=lambda r: (r["macro_recall"], r["accuracy"]))
+    assert champion["model"] == best["model"]
+    packaged = package_champion(plan, champion)
+    assert packaged["labels"] == ["negative", "neutral", "positive"]
+    assert finish_run(plan)["status"] == "success"
+    assert missing_families(plan, [r for r in rows.values() if r["model"] != "gru-neutral"]) == ["gru-neutral"]

@@ -26,10 +26,14 @@ def _record(home):
 
 
 def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, request, monkeypatch):
+    from fixtures import make_neutral_tsv
+
     home = tmp_path / "home"
     families = ["logreg", "multinomialnb"]
+    held_out = make_neutral_tsv(tmp_path / "held_out.tsv", 30, seed=8)
     conf = {"families": families, "max_samples": None, "eval_max_samples": None, "data_url": s140_zip.as_uri(),
-            "build_bento": True}
+            "build_bento": True, "neutral_url": str(make_neutral_tsv(tmp_path / "semeval.tsv")),
+            "neutral_families": ["logreg"], "extra_eval": [str(held_out)]}
     if "bert" in FAMILIES:  # the neural issue's transformer family, with a tiny randomly initialised BERT, and a
         # GRU distilled from the run's LogisticRegression (train_teacher, then train_student)
         conf.update(families=[*families, "bert", "gru"], model_name=str(request.getfixturevalue("tiny_transformer")),
@@ -44,13 +48,19 @@ def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, r
     run_id = record["run_id"]
     assert run_id == run_id_from(record["dag_run_id"])  # artifacts are traceable to the DAG run id
     assert record["status"] == "success" and record["failed_families"] == []
-    assert sorted(record["models"]) == sorted(conf["families"])
+    models = [*conf["families"], "logreg-neutral"]  # the three-class job on the neutral source
+    assert sorted(record["models"]) == sorted(models)
     board = json.loads((home / "reports" / run_id / "leaderboard.json").read_text())
-    assert sorted(row["model"] for row in board) == sorted(conf["families"])
+    assert sorted(row["model"] for row in board) == sorted(models)
     assert {row["run_id"] for row in board} == {run_id}
     for family in conf["families"]:
         meta = json.loads((home / "models" / run_id / family / "predictor.json").read_text())
         assert meta["run_id"] == run_id and meta["data_version"] == record["data_version"]
+    neutral = json.loads((home / "models" / run_id / "logreg-neutral" / "predictor.json").read_text())
+    assert neutral["dataset"] == "neutral" and neutral["data_version"] == record["data_versions"]["neutral"]
+    assert neutral["labels"] == ["negative", "neutral", "positive"] and neutral["fit"]["class_weights"]
+    assert all(set(row["extra"]) == {"held_out"} for row in board)
+    assert record["champion"] == "logreg-neutral"  # the default rule: the three-class model, served by argmax
     assert (home / "reports" / run_id / "leaderboard.md").is_file()
     if "gru" in conf["families"]:
         meta = json.loads((home / "models" / run_id / "gru" / "predictor.json").read_text())
@@ -61,6 +71,7 @@ def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, r
 
     prepared = asset_events(airflow_home, "sentiment140_prepared")[-1]
     assert prepared["data_version"] == record["data_version"] and prepared["run_id"] == run_id
+    assert prepared["data_versions"] == record["data_versions"]
     champion_event = asset_events(airflow_home, "sentiment_champion_model")[-1]
     assert champion_event["tag"] == record["model_tag"] and champion_event["run_id"] == run_id
     assert champion_event["model"] == record["champion"]
@@ -81,7 +92,7 @@ def test_training_dag_end_to_end_then_served(airflow_home, tmp_path, s140_zip, r
     assert len(answers) == 3
     assert {a["label"] for a in answers} <= LABELS
     assert {a["model"] for a in answers} == {record["model_tag"]}
-    if record["champion"] in ("logreg", "multinomialnb"):  # a real model of the fixture's clear examples
+    if record["champion"] in ("logreg", "multinomialnb", "logreg-neutral"):  # a real model of the fixture's clear examples
         assert [a["label"] for a in answers] == ["Positive", "Negative", "Positive"]
 
 

@@ -8,7 +8,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from fixtures import make_s140_zip, s140_rows, to_csv_bytes
+from fixtures import make_s140_zip, s140_rows, tag, to_csv_bytes
 
 from ml.data import load_split, prepare, read_labelled, read_manifest
 from ml.errors import DataError
@@ -53,16 +53,23 @@ def test_duplicates_and_conflicts_are_dropped_and_counted(settings, tmp_path):
     rows.append(list(rows[0]))  # exact duplicate
     conflict = list(rows[150])
     conflict[0] = "0" if conflict[0] == "4" else "4"
-    rows.append(conflict)  # same id, other label: both rows go
+    rows.append(conflict)  # same text, other label: both rows go
     repeat = list(rows[10])
     repeat[5] = "a different text for the same id"
     rows.append(repeat)  # same id and label, other text: keep the first
+    copy = list(rows[20])
+    copy[1] = "999999"
+    rows.append(copy)  # same text and label under another id: a duplicate all the same
+    other = list(rows[30])
+    other[0], other[5] = ("0" if other[0] == "4" else "4"), "yet another text"
+    rows.append(other)  # same id, other text and label: both rows go
     z = make_s140_zip(tmp_path / "dups.zip", train_bytes=to_csv_bytes(rows))
     m = prepare(settings, z)
-    assert m["dropped"] == {"exact_duplicates": 1, "conflicting_id_rows": 2, "conflicting_ids": 1,
-                            "repeated_ids": 1, "empty_text": 0}
-    assert m["rows_read"] == 203
-    assert sum(m["rows"][k] for k in ("train", "validation")) == 199
+    assert m["dropped"] == {"repeated_texts": 3, "duplicate_rows": 2, "conflicting_text_rows": 2,
+                            "conflicting_texts": 1, "conflicting_id_rows": 2, "conflicting_ids": 1, "repeated_ids": 1,
+                            "empty_text": 0, "official_test": 0, "in_test": 0}
+    assert m["rows_read"] == 205
+    assert sum(m["rows"][k] for k in ("train", "validation")) == 198
 
 
 def test_kaggle_layout_without_test_file(settings, tmp_path):
@@ -136,7 +143,7 @@ def test_missing_input(settings):
 def test_semeval_style_tsv_three_classes(settings, tmp_path):
     tsv = tmp_path / "train.tsv"
     labels = ["positive", "neutral", "negative"] * 40
-    tsv.write_text("".join(f"{1000 + i}\t{lab}\tsome {lab} tweet number {i}\n" for i, lab in enumerate(labels)))
+    tsv.write_text("".join(f"{1000 + i}\t{lab}\tsome {lab} tweet {tag(0, i)}\n" for i, lab in enumerate(labels)))
     m = prepare(settings, tsv)
     assert m["labels"] == ["negative", "neutral", "positive"]
     assert m["source"]["kind"] == "labelled" and sum(m["rows"].values()) == 120
@@ -145,9 +152,9 @@ def test_semeval_style_tsv_three_classes(settings, tmp_path):
 def test_headered_gzip_csv_with_polarity(settings, tmp_path):
     path = tmp_path / "head_tail.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8") as fh:
-        fh.write("polarity,text\n" + "".join(f'{p},"tweet, number {i}"\n' for i, p in enumerate([0, 4] * 30)))
+        fh.write("polarity,text\n" + "".join(f'{p},"tweet, {tag(0, i)}"\n' for i, p in enumerate([0, 4] * 30)))
     df = read_labelled(path)
-    assert set(df["label"]) == {"negative", "positive"} and df["text"][0] == "tweet, number 0"
+    assert set(df["label"]) == {"negative", "positive"} and df["text"][0] == "tweet, zqa"
     assert prepare(settings, path)["rows"]["train"] > 0
 
 

@@ -18,10 +18,27 @@ def test_sample_zip_real_format(shared, settings):
     assert m["rows"]["test"] == 498
     assert m["label_counts"]["test"] == {"negative": 177, "neutral": 139, "positive": 182}
     assert sum(m["rows"][k] for k in ("train", "validation")) == 20_000 - sum(
-        m["dropped"][k] for k in ("exact_duplicates", "conflicting_id_rows", "repeated_ids", "empty_text"))
+        m["dropped"][k] for k in ("conflicting_text_rows", "duplicate_rows", "conflicting_id_rows", "repeated_ids",
+                                  "empty_text", "in_test"))
     test = load_split(settings, "test")
     assert (test["label"] != "neutral").sum() == 359
     assert not test["text"].str.contains("&quot;|&amp;|&lt;").any()
+
+
+@pytest.mark.slow
+def test_head_tail_duplicates_are_counted_and_no_cleaned_text_is_in_two_splits(shared, settings):
+    """The file has no id column: its rows are numbered, yet its 518 duplicate rows and 16 texts with both
+    labels are found on the text."""
+    from ml.text import clean
+
+    m = prepare(settings, shared / "sentiment140" / "head_tail_100k.csv.gz")
+    assert m["rows_read"] == 98_643
+    assert m["dropped"]["duplicate_rows"] == 518 and m["dropped"]["repeated_texts"] == 534
+    assert m["dropped"]["conflicting_texts"] == 16
+    keys = {name: {clean(t) for t in load_split(settings, name)["text"]} - {""}
+            for name in ("train", "validation", "test")}
+    assert not keys["train"] & keys["validation"] and not keys["train"] & keys["test"]
+    assert not keys["validation"] & keys["test"]
 
 
 def test_semeval_three_classes(shared):

@@ -70,7 +70,7 @@ def test_prepare_reads_the_archive_download_just_verified_whatever_its_name(tmp_
     assert out["archive"].endswith("trainingandtestdata-sample.zip")
     prep = json.loads(run_ml(["data", "prepare"], home).stdout)
     assert prep["rows"] == {"train": 320, "validation": 80, "test": 60}
-    manifest = json.loads((home / "data" / "processed" / "manifest.json").read_text())
+    manifest = json.loads((home / "data" / "processed" / "default" / "manifest.json").read_text())
     assert manifest["source"]["name"] == "trainingandtestdata-sample.zip"
 
 

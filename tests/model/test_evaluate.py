@@ -66,11 +66,11 @@ def test_test_metrics_arithmetic():
 @pytest.mark.slow
 def test_no_write_up_figures_beside_other_data(settings, tmp_path):
     """The write-up's accuracies are two-class Sentiment140 ones: a three-class SemEval-style run shows none."""
-    from fixtures import NEGATIVE, NEUTRAL, POSITIVE
+    from fixtures import NEGATIVE, NEUTRAL, POSITIVE, tag
 
     from ml.data import prepare
 
-    rows = [f"{i}\t{label}\t{text} {i}" for i, (label, text) in enumerate(
+    rows = [f"{i}\t{label}\t{text} {tag(0, i)}" for i, (label, text) in enumerate(
         (label, pool[i % len(pool)]) for i in range(300)
         for label, pool in [("positive", POSITIVE), ("negative", NEGATIVE), ("neutral", NEUTRAL)][i % 3:i % 3 + 1])]
     source = tmp_path / "train.tsv"

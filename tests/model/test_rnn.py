@@ -410,3 +410,34 @@ def test_early_stopping_ends_the_fit_and_keeps_the_best_epoch(settings, tmp_path
     one_epoch.fit(texts[:192], labels[:192], val_texts=texts[192:], val_labels=flipped)
     probe = texts[192:]
     np.testing.assert_allclose(stopped.predict_proba(probe), one_epoch.predict_proba(probe), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_init_from_a_binary_gru_keeps_vocabulary_embedding_and_recurrent_layers(settings, tmp_path):
+    """--init-from for GRU: the source's vocabulary and weights, a new three-class output layer."""
+    from ml.errors import ConfigError
+    from ml.models.rnn.predictor import GRUPredictor
+    from ml.training import resolve_init_from
+
+    texts, labels = dataset(120, {"positive": POSITIVE, "negative": NEGATIVE})
+    source = GRUPredictor.from_options(settings, {**SMALL, "epochs": 1})
+    source.fit(texts, labels)
+    source.save(tmp_path / "gru2", extra_meta={"name": "gru2"})
+
+    texts3, labels3 = dataset(60, {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}, seed=4)
+    student = GRUPredictor.from_options(settings, {"epochs": 1, "learning_rate": 0.0, "batch_size": 32,
+                                                   "init_from": str(tmp_path / "gru2")})
+    facts = student.fit(texts3 + ["brand new words only here"], labels3 + ["neutral"])
+    assert (student.embedding_dim, student.units) == (16, 8)                     # the source's sizes
+    assert facts["init_from"]["new_head"] is True
+    assert set(facts["init_from"]["copied"]) == {"embedding", "bi_gru_1", "bi_gru_2", "gru_top"}
+    assert student.model.get_layer("tokens").vocabulary == source.model.get_layer("tokens").vocabulary
+    mine, theirs = student.model.get_layer("gru_core"), source.model.get_layer("gru_core")
+    for name in facts["init_from"]["copied"]:
+        for a, b in zip(mine.get_layer(name).get_weights(), theirs.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert mine.get_layer("proba").get_weights()[0].shape == (8, 3)
+    with pytest.raises(ConfigError, match="is a gru model; a lstm starts from a saved lstm model"):
+        resolve_init_from("lstm", str(tmp_path / "gru2"), settings)
+    with pytest.raises(ConfigError, match="--init-from applies to gru, lstm and the transformers, not to logreg"):
+        resolve_init_from("logreg", str(tmp_path / "gru2"), settings)

@@ -719,3 +719,48 @@ def test_roberta_family_fine_tunes_a_roberta_model(settings, tiny_roberta, no_ne
     # Padding is id 1 and masked: a text scores the same alone and padded in a batch beside a long one.
     alone = [predictor.predict_proba([t])[0] for t in PROBE_POS]
     np.testing.assert_allclose(predictor.predict_proba(PROBE_POS + ["so " * 40])[:3], alone, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ transfer, weights
+@pytest.mark.slow
+def test_init_from_a_two_class_model_keeps_its_encoder_with_a_new_three_class_head(settings, tmp_path, tiny_bert,
+                                                                                     no_network):
+    """--init-from: a two-class fine-tuned model's encoder, a new three-class head; the class weights reach the
+    torch loss as its weight tensor."""
+    import torch
+
+    from ml.models.transformer.predictor import BertPredictor
+
+    options = {"model_name": str(tiny_bert), "batch_size": 8, "progress": False, "learning_rate": 1e-2}
+    texts, labels = dataset(32, {"positive": POSITIVE, "negative": NEGATIVE})
+    source = BertPredictor.from_options(settings, {**options, "max_steps": 2, "work_dir": tmp_path / "w1"})
+    source.fit(texts, labels)
+    source.save(tmp_path / "s140", extra_meta={"name": "s140", "dataset": "default"})
+
+    pools = {"positive": POSITIVE, "neutral": NEUTRAL, "negative": NEGATIVE}
+    texts3, labels3 = dataset(30, pools, seed=2)
+    texts3, labels3 = texts3 + texts3[:12:3] * 3, labels3 + labels3[:12:3] * 3       # more of every third class
+    student = BertPredictor.from_options(settings, {**options, "max_steps": 1, "learning_rate": 0.0,
+                                                    "init_from": str(tmp_path / "s140"), "class_weight": "balanced",
+                                                    "work_dir": tmp_path / "w2"})
+    facts = student.fit(texts3, labels3)
+    assert facts["init_from"]["new_head"] is True and facts["init_from"]["labels"] == ["negative", "positive"]
+    theirs, mine = source.model.state_dict(), student.model.state_dict()
+    encoder = [k for k in theirs if not k.startswith("classifier.")]
+    assert encoder and all(torch.equal(theirs[k], mine[k]) for k in encoder)     # lr 0: exactly the source's
+    assert mine["classifier.weight"].shape == (3, 32) and theirs["classifier.weight"].shape == (2, 32)
+    assert student.model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    weights = facts["class_weights"]
+    assert weights["neutral"] != weights["positive"]
+    torch.testing.assert_close(student._loop.loss_weight, torch.tensor([weights[c] for c in TERNARY_LABELS]))
+    assert student.params()["init_from"] == str(tmp_path / "s140")
+
+    # Same classes: the head is kept too (a warm start); another family is refused.
+    again = BertPredictor.from_options(settings, {**options, "max_steps": 1, "learning_rate": 0.0,
+                                                  "init_from": str(tmp_path / "s140"), "work_dir": tmp_path / "w3"})
+    assert again.fit(texts, labels)["init_from"]["new_head"] is False
+    torch.testing.assert_close(again.model.state_dict()["classifier.weight"], theirs["classifier.weight"])
+    from ml.models.transformer.predictor import MiniLMPredictor
+
+    with pytest.raises(ModelError, match="is a bert model; a minilm starts from a saved minilm model"):
+        MiniLMPredictor.from_options(settings, {"init_from": str(tmp_path / "s140")}).fit(texts, labels)

@@ -11,7 +11,7 @@ from conftest import copy_home
 from typer.testing import CliRunner
 
 from ml.champion import select_champion
-from ml.errors import ModelError
+from ml.errors import ConfigError, ModelError
 from serving.package import _parse_tag, model_store, package_model
 
 
@@ -44,6 +44,37 @@ def test_champion_ignores_rows_without_accuracy():
         select_champion([row("bert", "bert", None)])
     with pytest.raises(ModelError):
         select_champion([])
+
+
+THREE = ["negative", "neutral", "positive"]
+
+
+def test_champion_rule_three_class_prefers_the_best_macro_recall_of_the_three_class_models():
+    board = [row("minilm", "minilm", 0.90, labels=["negative", "positive"]),          # binary, Sentiment140
+             row("minilm-neutral", "minilm", 0.70, labels=THREE, macro_recall=0.66),
+             row("logreg-neutral", "logreg", 0.72, labels=THREE, macro_recall=0.61),
+             row("gru-neutral", "gru", 0.65, labels=THREE, macro_recall=0.68)]
+    assert select_champion(board)["model"] == "gru-neutral"                         # the default rule
+    assert select_champion(board, "three-class")["model"] == "gru-neutral"
+    assert select_champion(board, "transformer")["model"] == "minilm"
+    assert select_champion(board, "accuracy")["model"] == "minilm"
+    binary_only = [r for r in board if "neutral" not in r["labels"]] + [row("lr", "logreg", 0.95)]
+    assert select_champion(binary_only, "three-class")["model"] == "minilm"         # no three-class model: as before
+    tie = [row("a", "logreg", 0.6, labels=THREE, macro_recall=0.7), row("b", "logreg", 0.7, labels=THREE, macro_recall=0.7)]
+    assert select_champion(tie)["model"] == "b"                                     # equal recall: accuracy decides
+    with pytest.raises(ConfigError, match="champion rule must be one of"):
+        select_champion(board, "newest")
+
+
+def test_the_champion_rule_is_a_setting(monkeypatch, home):
+    """SENTIMENT_CHAMPION_RULE sets the rule packaging and the DAG apply; an unknown rule fails at start."""
+    from ml.settings import get_settings
+
+    monkeypatch.setenv("SENTIMENT_CHAMPION_RULE", "accuracy")
+    assert get_settings().training.champion_rule == "accuracy"
+    monkeypatch.setenv("SENTIMENT_CHAMPION_RULE", "best")
+    with pytest.raises(ConfigError, match="SENTIMENT_CHAMPION_RULE"):
+        get_settings()
 
 
 # ----------------------------------------------------------------------------------------- package_model

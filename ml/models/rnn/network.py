@@ -105,6 +105,26 @@ def copy_pretrained_vectors(core, vocabulary: Sequence[str], source: str, dim: i
     return facts
 
 
+def copy_layers(core, source) -> list[str]:
+    """Copy the weights of ``source``'s layers into ``core``'s layers of the same name and shapes (embedding,
+    recurrent layers; the output layer too when both have the same classes); the names of the layers copied.
+
+    The rest keeps its fresh initialisation: a source of other classes gives a new output layer."""
+    copied = []
+    by_name = {layer.name: layer for layer in source.layers}
+    for layer in core.layers:
+        theirs = by_name.get(layer.name)
+        mine = layer.get_weights()
+        if theirs is None or not mine:
+            continue
+        weights = theirs.get_weights()
+        if [w.shape for w in weights] == [w.shape for w in mine]:
+            layer.set_weights(weights)
+            copied.append(layer.name)
+    log.info("started from another model: copied %s", ", ".join(copied) or "nothing")
+    return copied
+
+
 def atomic_weights(model, target: Path) -> None:
     """``model.save_weights`` to ``target`` through a temporary file: the file is whole or absent."""
     tmp = target.with_name(f".{target.stem}.tmp.weights.h5")

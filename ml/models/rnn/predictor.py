@@ -15,6 +15,7 @@ from ml.models.checkpoints import ensure_work_dir, work_dir_option
 from ml.models.rnn import EMBEDDING_DIM, MAX_LENGTH_CAP, MODEL_FILE, OOV_BUCKETS, VOCAB_SIZE
 from ml.models.rnn.fit import EpochRun
 from ml.models.rnn.network import build_models, build_vocabulary, compile_core, token_ids
+from ml.models.weights import check_class_weight, class_weights, row_weights
 from ml.predictor import Predictor, labels_for
 from ml.text import clean, tokenize
 
@@ -29,13 +30,16 @@ class _RecurrentPredictor(Predictor):
     distils: ClassVar[bool] = True
     #: Starts its embedding from pretrained word vectors when given ``embeddings`` (see :mod:`ml.embeddings`).
     word_vectors: ClassVar[bool] = True
+    #: Starts from a saved model of its family when given ``init_from`` (see :func:`ml.training.resolve_init_from`).
+    transfers: ClassVar[bool] = True
 
     def __init__(self, *, embedding_dim: int = EMBEDDING_DIM, units: int = 100, top_units: int = 200,
                  vocab_size: int = VOCAB_SIZE, max_length: int | None = None, max_length_cap: int = MAX_LENGTH_CAP,
                  batch_size: int = 256, epochs: int = 10, patience: int = 2, learning_rate: float = 1e-3,
                  dropout: float = 0.0, embeddings: str | os.PathLike[str] | None = None,
                  teacher: str | os.PathLike[str] | None = None, teacher_weight: float = 1.0, seed: int = 42,
-                 verbose: int = 0, work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
+                 class_weight: str = "auto", init_from: str | os.PathLike[str] | None = None, verbose: int = 0,
+                 work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False) -> None:
         if not 0.0 < teacher_weight <= 1.0:
             raise ConfigError(f"teacher_weight must be above 0 and at most 1, not {teacher_weight} "
                               "(for the labels alone, train without a teacher)")
@@ -59,6 +63,14 @@ class _RecurrentPredictor(Predictor):
         #: share of each training target, the label's share is the rest.
         self.teacher = str(teacher) if teacher else None
         self.teacher_weight = float(teacher_weight)
+        #: ``auto``, ``balanced`` or ``none`` (:func:`ml.models.weights.class_weights`): each row's weight in the
+        #: loss by its label, in training and in the validation loss early stopping reads.
+        self.class_weight = check_class_weight(class_weight)
+        #: A saved model of the same family to start from (transfer): its vocabulary, embedding and recurrent
+        #: layers (and so its sizes), with a new output layer when its classes differ. ``None``: from scratch.
+        self.init_from = str(init_from) if init_from else None
+        if self.init_from and self.embeddings:
+            raise ConfigError("init_from and embeddings both set the embedding: choose one")
         self.seed = seed
         self.verbose = verbose
         #: Checkpoints of the running fit (``last``: weights, optimizer, epoch; ``best.weights.h5``). A fit that
@@ -74,6 +86,7 @@ class _RecurrentPredictor(Predictor):
         "embedding_dim": int, "units": int, "top_units": int, "vocab_size": int, "max_length": int,
         "max_length_cap": int, "batch_size": int, "epochs": int, "patience": int, "learning_rate": float,
         "dropout": float, "embeddings": str, "teacher": str, "teacher_weight": float, "verbose": int,
+        "class_weight": str, "init_from": str,
     }
 
     @classmethod
@@ -91,7 +104,8 @@ class _RecurrentPredictor(Predictor):
                 "batch_size": self.batch_size, "epochs": self.epochs, "patience": self.patience,
                 "learning_rate": self.learning_rate, "dropout": self.dropout, "embeddings": self.embeddings,
                 "teacher": self.teacher,
-                "teacher_weight": self.teacher_weight if self.teacher else None, "seed": self.seed}
+                "teacher_weight": self.teacher_weight if self.teacher else None, "class_weight": self.class_weight,
+                "init_from": self.init_from, "seed": self.seed}
 
     def _targets(self, labels: Sequence[str], one_hot: bool = False):
         """P(positive) targets (binary), class indices, or with ``one_hot`` one-hot rows (several classes)."""
@@ -115,17 +129,21 @@ class _RecurrentPredictor(Predictor):
         fit_started = time.perf_counter()
         self.labels = labels_for(labels)
         tokens = [tokenize(t) for t in texts]
-        core, vocabulary = self._build(tokens)
+        source = self._source() if self.init_from else None
+        core, vocabulary = self._build(tokens, source)
         layer = self.model.get_layer("tokens")
         x = token_ids(layer, [" ".join(t) for t in tokens], self.max_length)
         soft = self.teacher is not None
         y = self._targets(labels, one_hot=soft)  # what early stopping reads on held-out rows: the labels
         work = self.work_dir = ensure_work_dir(self.work_dir, self.family)
         y_fit, teacher_facts = self._soft_targets(y, teacher_proba, teacher_facts) if soft else (y, None)
-        x, y_fit, validation = self._validation(layer, x, y, y_fit, val_texts, val_labels, one_hot=soft)
+        weights = class_weights(labels, self.labels, self.class_weight)
+        w = row_weights(labels, weights)
+        x, y_fit, w, validation = self._validation(layer, x, y, y_fit, w, weights, val_texts, val_labels,
+                                                   one_hot=soft)
         loss = compile_core(core, len(self.labels), self.learning_rate, soft=soft)
-        run = EpochRun(self, core, work, x, y_fit, validation, fit_started)
-        run.start(vocabulary)
+        run = EpochRun(self, core, work, x, y_fit, validation, fit_started, sample_weight=w)
+        run.start(vocabulary, source)
         run.train()
         run.restore_best()
         if soft and len(self.labels) == 2:  # the saved model names built-in metrics only: any Keras loads it
@@ -134,15 +152,37 @@ class _RecurrentPredictor(Predictor):
             self.discard_work_dir()
         return {**run.facts(), "max_length": self.max_length, "vocabulary": len(vocabulary),
                 "embedding_rows": layer.vocabulary_size(), "embeddings": run.embeddings, "teacher": teacher_facts,
-                "history": run.history}
+                "class_weights": weights, "init_from": run.transfer, "history": run.history}
 
-    def _build(self, tokens: list[list[str]]):
-        """Measure the length (unless set), build the vocabulary and a freshly seeded network; ``(core, vocab)``."""
+    def _source(self) -> dict[str, Any]:
+        """The saved model ``init_from`` names: its Keras model, vocabulary and facts; the architecture's sizes
+        are taken from it (they must match to copy its weights)."""
+        from ml.models.rnn.layers import custom_objects, keras
+        from ml.predictor import read_meta
+
+        meta = read_meta(self.init_from)
+        if meta.get("family") != self.family:
+            raise ConfigError(f"init_from {self.init_from} is a {meta.get('family')} model; a {self.family} starts "
+                              f"from a saved {self.family} model")
+        params = meta.get("params") or {}
+        for key in ("embedding_dim", "units", "top_units", "vocab_size"):
+            if params.get(key) is not None:
+                setattr(self, key, int(params[key]))
+        model = keras.saving.load_model(Path(self.init_from) / MODEL_FILE, custom_objects=custom_objects(),
+                                        compile=False)
+        labels = list(meta.get("labels") or [])
+        return {"core": model.get_layer(f"{self.cell}_core"), "vocabulary": model.get_layer("tokens").vocabulary,
+                "facts": {"path": self.init_from, "family": meta.get("family"), "name": meta.get("name"),
+                          "dataset": meta.get("dataset"), "labels": labels, "new_head": labels != list(self.labels)}}
+
+    def _build(self, tokens: list[list[str]], source: dict[str, Any] | None = None):
+        """Measure the length (unless set), build the vocabulary (the source's, when transferring) and a freshly
+        seeded network; ``(core, vocab)``."""
         from ml.models.rnn.layers import keras
 
         if self._measure_length:
             self.max_length = covering_length([len(t) for t in tokens], cap=self.max_length_cap)
-        vocabulary = build_vocabulary(tokens, self.vocab_size)
+        vocabulary = list(source["vocabulary"]) if source else build_vocabulary(tokens, self.vocab_size)
         keras.utils.set_random_seed(self.seed)
         self._serve = None
         core, self.model = build_models(vocabulary, self.max_length, len(self.labels), cell=self.cell,
@@ -168,21 +208,26 @@ class _RecurrentPredictor(Predictor):
                  self.teacher, self.teacher_weight, 100 * facts["agreement"])
         return y_fit, facts
 
-    def _validation(self, layer, x, y, y_fit, val_texts, val_labels, *, one_hot: bool):
-        """``(x, y_fit, validation)``: the given validation rows of known classes; without any, a seeded 10% of
-        the training rows held out (from 20 rows on; ``None`` below)."""
+    def _validation(self, layer, x, y, y_fit, w, weights, val_texts, val_labels, *, one_hot: bool):
+        """``(x, y_fit, w, validation)``: the given validation rows of known classes (weighted like training rows
+        when ``weights``); without any, a seeded 10% of the training rows held out (from 20 rows on; ``None``
+        below). ``w`` (the training rows' weights) and ``validation`` follow the same rows."""
         import numpy as np
 
         pairs = [(t, v) for t, v in zip(val_texts or [], val_labels or [], strict=True) if v in self.labels]
         if pairs:
             validation = (token_ids(layer, [clean(t) for t, _ in pairs], self.max_length),
                           self._targets([v for _, v in pairs], one_hot))
-            return x, y_fit, validation
+            if weights:
+                validation = (*validation, row_weights([v for _, v in pairs], weights))
+            return x, y_fit, w, validation
         if len(x) < 20:
-            return x, y_fit, None
+            return x, y_fit, w, None
         order = np.random.default_rng(self.seed).permutation(len(x))
         cut = max(len(x) // 10, 2)
-        return x[order[cut:]], y_fit[order[cut:]], (x[order[:cut]], y[order[:cut]])
+        held, kept = order[:cut], order[cut:]
+        validation = (x[held], y[held]) if w is None else (x[held], y[held], w[held])
+        return x[kept], y_fit[kept], (None if w is None else w[kept]), validation
 
     # ----------------------------------------------------------------------------------------- predict
     def _serving_function(self):

@@ -34,6 +34,12 @@ class TrainConfig:
     compile_scope: str = DEFAULT_COMPILE_SCOPE
     bf16: bool | None = None
     progress: bool = True
+    #: ``auto``, ``balanced`` or ``none``: class weights of the cross-entropy (:mod:`ml.models.weights`).
+    class_weight: str = "auto"
+    #: A saved model of the family to start from instead of ``model_name``'s pretrained weights: its encoder, and
+    #: a new classification head when its classes differ (transfer, e.g. from a Sentiment140 fine-tune to three
+    #: classes). ``None``: the pretrained checkpoint.
+    init_from: str | None = None
 
 
 #: Each option's type, to convert CLI/DAG values and read saved parameters back.
@@ -41,4 +47,4 @@ CONFIG_TYPES = {"learning_rate": float, "epochs": int, "batch_size": int, "grad_
                 "warmup_ratio": float, "max_grad_norm": float, "max_length": int, "max_length_cap": int,
                 "max_steps": int, "eval_every": int, "eval_samples": int, "save_every": int,
                 "predict_batch_size": int, "seed": int, "device": str, "compile": bool, "compile_mode": str,
-                "compile_scope": str, "bf16": bool, "progress": bool}
+                "compile_scope": str, "bf16": bool, "progress": bool, "class_weight": str, "init_from": str}

@@ -35,11 +35,13 @@ def _offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def load_pretrained(model_name: str, labels: Sequence[str] | None = None):
+def load_pretrained(model_name: str, labels: Sequence[str] | None = None, *, new_head: bool = False):
     """``(tokenizer, model)`` for a local directory or a Hub id, never touching the network when offline.
 
     With ``labels`` the model gets a classification head of that many outputs (newly initialised when the
-    checkpoint has none) and the label map in its config. Loads in float32.
+    checkpoint has none) and the label map in its config. ``new_head`` (a local directory holding a fine-tuned
+    model of other classes) keeps its encoder and initialises a new head, whatever its old one's shape. Loads in
+    float32.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -52,9 +54,12 @@ def load_pretrained(model_name: str, labels: Sequence[str] | None = None):
     if path.is_dir():
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, **kwargs)
+            model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True,
+                                                                       ignore_mismatched_sizes=new_head, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path} is not a loadable model directory ({exc})") from None
+        if new_head:
+            _reset_head(model)
         return tokenizer, model
     if model_name.startswith(("/", ".", "~")) or model_name.count("/") > 1:
         raise ModelError(f"no such model directory: {model_name}; {OFFLINE_CHOICES}")
@@ -76,3 +81,22 @@ def load_pretrained(model_name: str, labels: Sequence[str] | None = None):
         hub = f"unreachable or refused it ({type(reason).__name__}: {detail})"
     raise ModelError(f"cannot load {model_name!r}: it is not a local directory, not in the Hugging Face cache, "
                      f"and the Hub is {hub}; {OFFLINE_CHOICES}")
+
+
+def _reset_head(model) -> None:
+    """Initialise the classification head anew, as transformers initialises a missing head (normal weights of
+    the config's ``initializer_range``, zero biases): a checkpoint fine-tuned on other classes keeps its encoder
+    only, and a head of the same shape would otherwise be kept with the wrong meaning. (transformers' own
+    ``_init_weights`` skips tensors it loaded, hence plain torch.)"""
+    import torch
+
+    head = getattr(model, "classifier", None)
+    if head is None:
+        raise ModelError(f"{type(model).__name__} has no `classifier` head to replace")
+    std = getattr(model.config, "initializer_range", None) or 0.02
+    with torch.no_grad():
+        for module in head.modules():
+            if isinstance(module, torch.nn.Linear):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=std)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)

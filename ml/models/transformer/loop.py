@@ -41,12 +41,13 @@ class TrainLoop:
             ``None`` for plain compilation without CUDA graphs.
         compile_scope: ``"model"`` (the whole loss function) or ``"layers"`` (the repeated encoder block; a model
             without one is compiled whole); see :data:`COMPILE_SCOPES`. ``fit`` resolves ``"auto"``.
+        class_weight: The cross-entropy's weight of each class index (``None``: unweighted).
     """
 
     def __init__(self, model, *, device=None, total_steps: int = 1, lr: float = 1e-5, weight_decay: float = 0.01,
                  warmup_steps: int = 0, max_grad_norm: float | None = 1.0, bf16: bool | None = None,
                  compile: bool | None = None, compile_mode: str | None = DEFAULT_COMPILE_MODE,
-                 compile_scope: str = "model") -> None:
+                 compile_scope: str = "model", class_weight: Sequence[float] | None = None) -> None:
         import torch
 
         if compile_scope not in ("layers", "model"):
@@ -60,6 +61,9 @@ class TrainLoop:
         self.bf16 = (cuda and torch.cuda.is_bf16_supported()) if bf16 is None else bool(bf16)
         self.compiled = cuda if compile is None else bool(compile)
         self.model = model.to(self.device)
+        #: The cross-entropy's weight of each class index (``None``: unweighted), on the device.
+        self.loss_weight = None if class_weight is None else torch.tensor(list(class_weight), dtype=torch.float32,
+                                                                          device=self.device)
         self.total_steps = max(int(total_steps), 1)
         self.lr = lr
         self.warmup_steps = int(warmup_steps)
@@ -111,7 +115,9 @@ class TrainLoop:
     def _loss_impl(self, input_ids, attention_mask, labels):
         import torch.nn.functional as F
 
-        return F.cross_entropy(self._logits_impl(input_ids, attention_mask), labels, reduction="sum")
+        # Weighted, the sum divided by the rows (train_step) is still a mean: balanced weights sum to the rows.
+        return F.cross_entropy(self._logits_impl(input_ids, attention_mask), labels, weight=self.loss_weight,
+                               reduction="sum")
 
     def to_device(self, array):
         import torch

@@ -21,6 +21,7 @@ from ml.models.transformer.fit import FineTuning, FitData, StepPlan, start_loop,
 from ml.models.transformer.hub import load_pretrained, minilm_dir
 from ml.models.transformer.loop import TrainLoop, resolve_device
 from ml.models.transformer.precision import inference_bf16
+from ml.models.weights import check_class_weight, class_weights
 from ml.predictor import Predictor, check_cpu_bf16, labels_for
 from ml.text import clean
 
@@ -34,6 +35,8 @@ class TransformerPredictor(Predictor):
     default_model: ClassVar[str] = "bert-base-uncased"
     #: The family's peak learning rate when none is given (``None``: :class:`TrainConfig`'s, the write-up's 1e-5).
     default_learning_rate: ClassVar[float | None] = None
+    #: Starts from a saved model of its family when given ``init_from`` (see :func:`ml.training.resolve_init_from`).
+    transfers: ClassVar[bool] = True
 
     def __init__(self, model_name: str | None = None, config: TrainConfig | None = None,
                  work_dir: str | os.PathLike[str] | None = None, keep_work_dir: bool = False,
@@ -118,21 +121,44 @@ class TransformerPredictor(Predictor):
         fit_started = time.perf_counter()
         self.labels = labels_for(labels)
         torch.manual_seed(cfg.seed)
-        self.tokenizer, self.model = load_pretrained(self.model_name, self.labels)
+        transfer = self._source_facts(cfg.init_from)
+        self.tokenizer, self.model = load_pretrained(cfg.init_from or self.model_name, self.labels,
+                                                     new_head=bool(transfer and transfer["new_head"]))
         data = self._fit_data(cfg, texts, labels, val_texts, val_labels)
         plan = StepPlan.of(cfg, len(data.seqs))
+        weights = class_weights(labels, self.labels, check_class_weight(cfg.class_weight))
         self._scorer = None
-        self._loop = start_loop(self.model, cfg, plan, self.compile_cache_dir)
+        self._loop = start_loop(self.model, cfg, plan, self.compile_cache_dir,
+                                class_weight=[weights[c] for c in self.labels] if weights else None)
         self.work_dir = ensure_work_dir(self.work_dir, self.family)
         run = FineTuning(self, cfg, data, plan, self._loop, self.work_dir, fit_started)
         run.resume()
         run.train()
         run.restore_best()
         self.config = cfg
-        self.metrics = run.metrics()
+        self.metrics = {**run.metrics(), "class_weights": weights, "init_from": transfer}
         if not self.keep_work_dir:
             self.discard_work_dir()
         return {k: v for k, v in self.metrics.items() if k != "history"}
+
+    def _source_facts(self, init_from: str | None) -> dict[str, Any] | None:
+        """Facts about the saved model a fit starts from (``init_from``): its path, family, classes and whether
+        this fit gives it a new head (its classes differ from the training data's); ``None`` without one.
+
+        Raises:
+            ModelError: not a saved model of this family.
+        """
+        if not init_from:
+            return None
+        from ml.predictor import read_meta
+
+        meta = read_meta(init_from)
+        if meta.get("family") != self.family:
+            raise ModelError(f"init_from {init_from} is a {meta.get('family')} model; a {self.family} starts from a "
+                             f"saved {self.family} model")
+        source_labels = list(meta.get("labels") or [])
+        return {"path": str(init_from), "family": meta.get("family"), "name": meta.get("name"),
+                "dataset": meta.get("dataset"), "labels": source_labels, "new_head": source_labels != list(self.labels)}
 
     # ------------------------------------------------------------------------------------------ predict
     def predict_proba_cleaned(self, cleaned: Sequence[str]):

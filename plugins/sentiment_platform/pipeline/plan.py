@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml.errors import ConfigError
 from ml.predictor import FAMILIES
+from ml.settings.sections import DEFAULT_DATASET, NEUTRAL_DATASET
 from sentiment_platform.pipeline.record import now, update_record
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Families a run trains when its params name none: the classical three, minutes on two CPU cores.
 DEFAULT_FAMILIES: tuple[str, ...] = ("logreg", "linearsvc", "multinomialnb")
 #: Params that become :class:`ml.settings.Settings` fields (``None`` keeps the environment's value).
-SETTINGS_PARAMS = ("data_url", "neutral_low", "neutral_high", "seed")
+SETTINGS_PARAMS = ("data_url", "neutral_low", "neutral_high", "seed", "neutral_url", "class_weight", "champion_rule")
 #: Params handed to :func:`ml.training.train` (``None`` keeps the family's default).
 TRAIN_PARAMS = ("max_samples", "epochs", "model_name", "batch_size", "max_length", "embeddings", "teacher")
 
@@ -55,17 +56,21 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     Args:
         params: The run's parameters (the DAG's params after ``conf`` overrides): ``families``, ``max_samples``,
             ``epochs``, ``model_name``, ``teacher``, ``neutral_low``, ``neutral_high``, ``data_url``,
-            ``eval_max_samples``, ``build_bento``. Missing or ``None`` values fall back to the environment and the defaults.
+            ``eval_max_samples``, ``build_bento``; for three classes ``neutral_url``, ``neutral_families``,
+            ``transfer``, ``class_weight``, ``champion_rule`` and ``extra_eval``. Missing or ``None`` values fall
+            back to the environment and the defaults.
         dag_run_id: The orchestrator's run id; the run folder name is derived from it (:func:`run_id_from`).
         dag_id: The DAG's id, recorded for traceability.
 
     Returns:
-        ``{"run_id", "dag_run_id", "families", "independent", "teachers", "students", "settings", "train",
-        "eval_max_samples", "build_bento"}``; ``settings`` holds the overrides that rebuild the run's
-        :class:`~ml.settings.Settings`. ``families`` is split three ways (see :func:`_groups`): ``teachers`` (the
-        family ``teacher`` names when the run trains it, else none), ``students`` (the run's GRU/LSTM that distil
-        from it, trained once it is done) and ``independent`` (every other family, trained at once). The plan is
-        also written to ``reports/<run_id>/run.json``.
+        ``{"run_id", "dag_run_id", "families", "neutral_families", "jobs", "independent", "teachers",
+        "students", "settings", "train", "eval_max_samples", "extra_eval", "build_bento"}``; ``settings`` holds
+        the overrides that rebuild the run's :class:`~ml.settings.Settings`. ``jobs`` names every training job:
+        the families on Sentiment140, and ``<family>-neutral`` on the neutral data (:func:`plan_jobs`). They are
+        split three ways (see :func:`_groups`): ``teachers`` (the family ``teacher`` names when the run trains it,
+        and the Sentiment140 models three-class jobs transfer from), ``students`` (the jobs that wait for them)
+        and ``independent`` (every other job, trained at once). The plan is also written to
+        ``reports/<run_id>/run.json``.
 
     Raises:
         ConfigError: An unknown family or an invalid setting (named in the message).
@@ -75,8 +80,10 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
     families = _families(params.get("families"))
     overrides: dict[str, Any] = {k: params[k] for k in SETTINGS_PARAMS if params.get(k) not in (None, "")}
     overrides["run_id"] = run_id_from(dag_run_id)
-    settings = get_settings(**overrides)  # validates the band, the run id, ...
+    overrides["dataset"] = DEFAULT_DATASET  # Sentiment140; the neutral source is the dataset `neutral`
+    settings = get_settings(**overrides)  # validates the band, the run id, the class weights, the rule, ...
     overrides["home"] = str(settings.home)  # every step of the run writes under the same root
+    neutral = _neutral_families(params, settings)
     train_options = {k: params.get(k) for k in TRAIN_PARAMS if params.get(k) not in (None, "")}
     for key in ("max_samples", "epochs", "batch_size", "max_length"):
         if key in train_options:
@@ -91,22 +98,116 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
                               "or leave embeddings empty")
         train_options["embeddings"] = resolve_source(str(train_options["embeddings"]), EMBEDDING_DIM)
     groups = _groups(families, train_options, settings)
+    jobs = plan_jobs(families, neutral, bool(params.get("transfer")), groups)
     eval_max = params.get("eval_max_samples")
     plan = {
         "dag_id": dag_id,
         "dag_run_id": dag_run_id,
         "run_id": settings.training.run_id,
         "families": families,
+        "neutral_families": neutral,
+        "jobs": jobs,
         **groups,
         "settings": overrides,
         "train": train_options,
         "eval_max_samples": None if eval_max in (None, "", 0) else _positive_int("eval_max_samples", eval_max),
+        "extra_eval": _extra_eval(params.get("extra_eval")),
         "build_bento": bool(params.get("build_bento", False)),
     }
     update_record(settings, {**plan, "status": "running", "planned_at": now()})
-    log.info("run %s (%s): families %s, training options %s", plan["run_id"], dag_run_id, families,
-             train_options)
+    log.info("run %s (%s): families %s, three-class families %s, training options %s", plan["run_id"], dag_run_id,
+             families, neutral, train_options)
     return plan
+
+
+def job_name(family: str, dataset: str = DEFAULT_DATASET) -> str:
+    """A training job's (and its model's) name: the family on Sentiment140, ``<family>-<dataset>`` on another
+    dataset (``minilm-neutral``)."""
+    return family if dataset == DEFAULT_DATASET else f"{family}-{dataset}"
+
+
+def job_of(plan: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A job of the plan: ``{"family", "dataset", "init_from"}`` (plans written before jobs: the family itself)."""
+    jobs = plan.get("jobs") or {}
+    return dict(jobs.get(name) or {"family": name, "dataset": DEFAULT_DATASET, "init_from": None})
+
+
+def plan_jobs(families: list[str], neutral: list[str], transfer: bool, groups: dict[str, list[str]]) -> dict:
+    """The run's training jobs by name, and (in place) their waiting groups.
+
+    Sentiment140 jobs are the families. Each family of ``neutral`` trains on the neutral dataset as
+    ``<family>-neutral``; with ``transfer``, one that can start from another model (GRU, LSTM, transformers)
+    starts from this run's Sentiment140 model of its family, which must be among ``families``: then that model
+    is a ``teachers`` job and the neutral job a ``students`` job (it waits for it). Others are ``independent``.
+
+    Raises:
+        ConfigError: ``transfer`` without any neutral family that can use it, or without its source family.
+    """
+    from ml.training import transfers
+
+    jobs = {f: {"family": f, "dataset": DEFAULT_DATASET, "init_from": None} for f in families}
+    movers = [f for f in neutral if transfer and transfers(f)]
+    if transfer and not movers:
+        raise ConfigError("transfer: no three-class family of this run can start from a Sentiment140 model; add "
+                          "minilm, bert, roberta, gru or lstm to neutral_families, or turn transfer off")
+    missing = [f for f in movers if f not in families]
+    if missing:
+        raise ConfigError(f"transfer: {', '.join(missing)} start from this run's Sentiment140 model of their family; "
+                          "add them to families too")
+    chained = [f for f in movers if f in groups["students"]]
+    if chained:  # a distilled Sentiment140 model would be a third stage
+        raise ConfigError(f"transfer: {', '.join(chained)} on Sentiment140 already wait for the teacher; a "
+                          "three-class model cannot start from them in the same run (train it in a later run "
+                          "with --init-from)")
+    for f in neutral:
+        name = job_name(f, NEUTRAL_DATASET)
+        jobs[name] = {"family": f, "dataset": NEUTRAL_DATASET, "init_from": f if f in movers else None}
+        if f not in movers:
+            groups["independent"].append(name)
+            continue
+        groups["students"].append(name)
+        if f not in groups["teachers"]:
+            groups["teachers"].append(f)
+            groups["independent"].remove(f)
+    return jobs
+
+
+def _neutral_families(params: Mapping[str, Any], settings: Settings) -> list[str]:
+    """The families trained on the neutral dataset: given, or the classical three when there is a neutral
+    source; none without one.
+
+    Raises:
+        ConfigError: neutral families without a neutral source, or a local source that does not exist.
+    """
+    from ml.download import local_source
+
+    source = settings.data.neutral_url
+    given = params.get("neutral_families")
+    if not source:
+        if given:
+            raise ConfigError("neutral_families: no neutral source; set neutral_url (or SENTIMENT_NEUTRAL_URL)")
+        return []
+    local = local_source(source)
+    if local is not None and not local.exists():
+        raise ConfigError(f"neutral_url: no such file: {local}")
+    return list(DEFAULT_FAMILIES) if given is None else _families(given, allow_empty=True)
+
+
+def _extra_eval(value: Any) -> list[str]:
+    """External evaluation sets (paths or URLs, ``NAME=REF``); local files must exist when the run is planned."""
+    import re
+
+    from ml.download import local_source
+
+    if value in (None, "", []):
+        return []
+    refs = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
+    for ref in filter(None, refs):
+        target = ref.split("=", 1)[1] if re.match(r"^[A-Za-z0-9._-]+=", ref) else ref
+        local = local_source(target)
+        if local is not None and not local.exists():
+            raise ConfigError(f"extra_eval: no such file: {local}")
+    return [ref for ref in refs if ref]
 
 
 def settings_for(plan: Mapping[str, Any]) -> Settings:
@@ -116,9 +217,9 @@ def settings_for(plan: Mapping[str, Any]) -> Settings:
     return get_settings(**plan["settings"])
 
 
-def _families(value: Any) -> list[str]:
+def _families(value: Any, allow_empty: bool = False) -> list[str]:
     if value in (None, "", []):
-        return list(DEFAULT_FAMILIES)
+        return [] if allow_empty else list(DEFAULT_FAMILIES)
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
     families = list(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))

@@ -8,11 +8,11 @@ results between processes. Every step is idempotent: re-running it rewrites the 
 Driving it by hand::
 
     plan = plan_run({"families": ["logreg"], "max_samples": 20000}, "manual_try")
-    archive = fetch_data(plan)["archive"]
-    data = prepare_data(plan, archive)
-    train_family(plan, "logreg", data["data_version"])
+    fetched = fetch_data(plan)
+    data = prepare_data(plan, fetched["archive"], fetched["neutral"])
+    train_family(plan, "logreg", data["data_versions"])
     rows = evaluate_run(plan)
-    champion = choose_champion(rows)
+    champion = choose_champion(rows, plan)
     package_champion(plan, champion)
 """
 
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.errors import DataError, ModelError
-from sentiment_platform.pipeline.plan import plan_groups, settings_for
+from ml.settings.sections import DEFAULT_DATASET, NEUTRAL_DATASET
+from sentiment_platform.pipeline.plan import job_of, plan_groups, settings_for
 from sentiment_platform.pipeline.record import RUN_RECORD, now, update_record
 
 if TYPE_CHECKING:
@@ -36,28 +37,48 @@ log = logging.getLogger(__name__)
 
 
 def fetch_data(plan: Mapping[str, Any]) -> dict[str, Any]:
-    """Download and verify the run's data archive into the shared ``data/raw`` (a no-op when already valid)."""
+    """Download and verify the run's data archive into the shared ``data/raw`` (a no-op when already valid), and
+    fetch the neutral-labelled source when the run has one (``neutral``: its local path, else ``None``)."""
+    from ml.data.fetch import fetch_source
     from ml.download import download
 
     settings = settings_for(plan)
     path = download(settings.data.url, settings.raw_dir, retries=settings.data.download_retries, progress=False)
     sha = path.with_name(path.name + ".sha256").read_text().split()[0]  # download() always writes the sidecar
-    return {"archive": str(path), "sha256": sha, "data_url": settings.data.url}
+    neutral = None
+    if plan.get("neutral_families"):
+        neutral = str(fetch_source(settings.data.neutral_url, settings.raw_dir,
+                                   retries=settings.data.download_retries))
+    return {"archive": str(path), "sha256": sha, "data_url": settings.data.url, "neutral": neutral}
 
 
-def prepare_data(plan: Mapping[str, Any], archive: str | os.PathLike[str]) -> dict[str, Any]:
-    """Prepare the shared splits from ``archive`` (a no-op when this archive is already prepared)."""
+def prepare_data(plan: Mapping[str, Any], archive: str | os.PathLike[str],
+                 neutral: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Prepare the shared splits from ``archive`` (the dataset ``default``) and, given, from the ``neutral``
+    source (the dataset ``neutral``); each is a no-op when that source is already prepared.
+
+    Returns ``data_version`` (Sentiment140's) and ``data_versions`` (by dataset), which the training steps check.
+    """
     from ml.data import prepare
 
     settings = settings_for(plan)
     manifest = prepare(settings, Path(archive))
-    update_record(settings, {"data_version": manifest["data_version"], "rows": manifest["rows"]})
-    return {"data_version": manifest["data_version"], "rows": manifest["rows"], "labels": manifest["labels"],
-            "processed_dir": str(settings.processed_dir), "archive": str(archive)}
+    versions = {DEFAULT_DATASET: manifest["data_version"]}
+    rows = {DEFAULT_DATASET: manifest["rows"]}
+    if neutral:
+        neutral_manifest = prepare(settings.override(dataset=NEUTRAL_DATASET), Path(neutral))
+        versions[NEUTRAL_DATASET] = neutral_manifest["data_version"]
+        rows[NEUTRAL_DATASET] = neutral_manifest["rows"]
+    update_record(settings, {"data_version": manifest["data_version"], "rows": manifest["rows"],
+                             "data_versions": versions})
+    return {"data_version": manifest["data_version"], "data_versions": versions, "rows": manifest["rows"],
+            "rows_by_dataset": rows, "labels": manifest["labels"], "processed_dir": str(settings.processed_dir),
+            "archive": str(archive)}
 
 
 def check_data_version(settings: Settings, expected: str | None) -> None:
-    """Raise :class:`DataError` unless the prepared splits are still the version this run prepared.
+    """Raise :class:`DataError` unless the prepared splits (of ``settings.data.dataset``) are still the version
+    this run prepared.
 
     The splits are shared by all runs; another run preparing a different archive in between would otherwise
     make this run's models silently train on other data.
@@ -70,36 +91,56 @@ def check_data_version(settings: Settings, expected: str | None) -> None:
                         f"{expected}); re-run the run's prepare task, then its training tasks")
 
 
-def train_family(plan: Mapping[str, Any], family: str, data_version: str | None = None) -> dict[str, Any]:
-    """Train one family of the run; the model replaces any earlier one at ``models/<run_id>/<family>``."""
+def train_family(plan: Mapping[str, Any], job: str,
+                 data_version: str | Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Train one job of the run (a family on Sentiment140, or ``<family>-neutral`` on the neutral data); the model
+    replaces any earlier one at ``models/<run_id>/<job>``.
+
+    ``data_version``: the version this run prepared (of Sentiment140), or the versions by dataset
+    (:func:`prepare_data`'s ``data_versions``).
+    """
     from ml.training import distils, takes_word_vectors, train
 
+    spec = job_of(plan, job)
+    family, dataset = spec["family"], spec["dataset"]
     settings = settings_for(plan)
-    check_data_version(settings, data_version)
+    if dataset != settings.data.dataset:
+        settings = settings.override(dataset=dataset)
+    if isinstance(data_version, Mapping):
+        expected = data_version.get(dataset)
+    else:  # one version: Sentiment140's
+        expected = data_version if dataset == DEFAULT_DATASET else None
+    check_data_version(settings, expected)
     options = dict(plan.get("train", {}))
     students = plan_groups(plan)["students"]
     if not takes_word_vectors(family):  # word vectors are for GRU and LSTM
         options.pop("embeddings", None)
-    if not distils(family) or (students and family not in students):  # the teacher is for the run's students
-        options.pop("teacher", None)
-    elif family in students:
-        _check_teacher_of_run(settings, family, options["teacher"], data_version)
-    result = train(family, settings, **options)
+    if dataset != DEFAULT_DATASET or not distils(family) or (students and job not in students):
+        options.pop("teacher", None)  # the teacher is for the run's Sentiment140 students
+    elif job in students:
+        _check_model_of_run(settings, job, options["teacher"], expected, "distils from")
+    if spec.get("init_from"):
+        source_settings = settings.override(dataset=DEFAULT_DATASET)
+        versions = data_version if isinstance(data_version, Mapping) else {}
+        _check_model_of_run(source_settings, job, spec["init_from"], versions.get(DEFAULT_DATASET), "starts from")
+        options["init_from"] = str(source_settings.models_dir / spec["init_from"])
+    result = train(family, settings, name=job, **options)
     return {k: result[k] for k in ("name", "family", "run_id", "data_version", "n_train", "train_seconds", "path")
-            if k in result}
+            if k in result} | {"dataset": dataset}
 
 
-def _check_teacher_of_run(settings: Settings, family: str, teacher: str, data_version: str | None) -> None:
-    """A student's teacher of this run must have saved a model, on this run's data (not a stale one)."""
+def _check_model_of_run(settings: Settings, job: str, source: str, data_version: str | None, how: str) -> None:
+    """A model of this run that ``job`` needs (its teacher, or the model it starts from) must have saved a model,
+    on this run's data (not a stale one)."""
     from ml.predictor import META_FILE, read_meta
 
-    path = settings.models_dir / teacher
+    path = settings.models_dir / source
     if not (path / META_FILE).is_file():
-        raise ModelError(f"{family} distils from this run's {teacher}, which saved no model (its train task "
+        raise ModelError(f"{job} {how} this run's {source}, which saved no model (its train task "
                          "failed); retry that task, then this one")
     saved = read_meta(path).get("data_version")
     if data_version and saved != data_version:
-        raise ModelError(f"{family} distils from this run's {teacher}, whose model was trained on data version "
+        raise ModelError(f"{job} {how} this run's {source}, whose model was trained on data version "
                          f"{saved}, not this run's {data_version} (a stale model: its train task failed this "
                          "time?); retry that task, then this one")
 
@@ -113,7 +154,7 @@ def evaluate_run(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not trained_models(settings):
         raise ModelError(f"run {settings.training.run_id} saved no model: every family failed to train, or the data was "
                          "not prepared (see the failed tasks before this one)")
-    return evaluate(settings, max_samples=plan.get("eval_max_samples"))
+    return evaluate(settings, max_samples=plan.get("eval_max_samples"), extra=plan.get("extra_eval") or ())
 
 
 def read_leaderboard(plan: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,12 +171,19 @@ def read_leaderboard(plan: Mapping[str, Any]) -> dict[str, Any]:
             "png": str(settings.reports_dir / "leaderboard.png")}
 
 
-def choose_champion(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The leaderboard row of the model to serve (:func:`ml.champion.select_champion`'s rule)."""
+def choose_champion(rows: list[dict[str, Any]], plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The leaderboard row of the model to serve, by the run's champion rule (``champion_rule``, else
+    ``SENTIMENT_CHAMPION_RULE``; see :func:`ml.champion.select_champion`)."""
     from ml.champion import select_champion
 
-    champion = select_champion(rows)
-    log.info("champion: %s", champion.get("model"))
+    if plan is not None:
+        rule = settings_for(plan).training.champion_rule
+    else:
+        from ml.settings import get_settings
+
+        rule = get_settings().training.champion_rule
+    champion = select_champion(rows, rule)
+    log.info("champion (rule %s): %s", rule, champion.get("model"))
     return champion
 
 
@@ -216,9 +264,13 @@ def verify_champion(plan: Mapping[str, Any], packaged: Mapping[str, Any], *, tim
 
 
 def missing_families(plan: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> list[str]:
-    """Families the plan asked for that have no model on the leaderboard (their training failed)."""
-    scored = {row.get("family") for row in rows} | {row.get("model") for row in rows}
-    return [f for f in plan["families"] if f not in scored]
+    """Jobs the plan asked for (families, and ``<family>-neutral``) that have no model on the leaderboard (their
+    training failed)."""
+    models = {row.get("model") for row in rows}
+    families = {row.get("family") for row in rows if (row.get("dataset") or DEFAULT_DATASET) == DEFAULT_DATASET}
+    jobs = list(plan.get("jobs") or plan["families"])
+    return [j for j in jobs if j not in models and not (job_of(plan, j)["dataset"] == DEFAULT_DATASET
+                                                        and j in families)]
 
 
 def finish_run(plan: Mapping[str, Any]) -> dict[str, Any]:
