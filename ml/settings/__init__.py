@@ -32,6 +32,7 @@ from ml.errors import ConfigError
 from ml.settings.sections import (
     OFFICIAL_URL,
     SECTIONS,
+    ClusterSettings,
     DashboardSettings,
     DataSettings,
     ModelSettings,
@@ -90,6 +91,7 @@ class Settings(BaseModel):
     training: TrainingSettings = TrainingSettings()
     service: ServiceSettings = ServiceSettings()
     platform: PlatformSettings = PlatformSettings()
+    cluster: ClusterSettings = ClusterSettings()
     stream: StreamSettings = StreamSettings()
     dashboard: DashboardSettings = DashboardSettings()
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -271,6 +273,7 @@ def _describe_errors(exc: ValidationError, values: dict[str, dict[str, Any]]) ->
 
 
 __all__ = [
-    "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings",
+    "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "ClusterSettings", "DashboardSettings", "DataSettings", "ModelSettings",
+    "PathsSettings", "PlatformSettings",
     "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
 ]
