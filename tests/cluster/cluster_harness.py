@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from ml.processes import Process, environ, session_members
+from ml.processes import Process, descendants, environ, session_members
 from ops.cluster.engines import spark_env
 from spark_apps.stream.landing import post, write_landing
 from spark_apps.stream.paths import StreamPaths
@@ -129,7 +129,8 @@ def assert_exactly_once(output: Path, expected: set[str]):
 def bento_workers(server_pid: int) -> list[int]:
     """Pids of the service's worker processes (``bentoml serve`` starts them under its arbiter)."""
     found = []
-    for pid in session_members(server_pid):
+    members = session_members(server_pid)
+    for pid in members + descendants(members):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:

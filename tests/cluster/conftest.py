@@ -5,6 +5,7 @@ PostgreSQL + Redis with its processes split and two Celery workers. Every test i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -17,6 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_harness import KEY  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def dag_folder(folder: Path) -> Path:
+    """A DAG folder with the repository's DAGs and the test DAGs, as links (the DAG files stay where they are)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in [*sorted((ROOT / "dags").glob("*.py")), *sorted((HERE / "dags").glob("*.py"))]:
+        (folder / path.name).symlink_to(path)
+    return folder
 
 
 def pytest_collection_modifyitems(config, items):
@@ -69,13 +79,15 @@ def scaled_bento(cluster_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def celery_stack(tmp_path_factory):
+def celery_stack(tmp_path_factory, spark_cluster, scaled_bento):
     """PostgreSQL + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, 2 Celery workers with 2 slots
-    each) on loopback, with this repository's DAGs; task heartbeats time out after 20 s so that a killed
-    worker's tasks are retried quickly. Yields ``(airflow, sentiment_home, postgres, redis)``."""
+    each) on loopback. Its DAG folder holds this repository's DAGs (linked) and the test DAGs of
+    ``tests/cluster/dags``; ``spark_default`` points at the session's Spark cluster and ``bentoml_default`` at the
+    scaled-out service: configuration only. Task heartbeats time out after 20 s so that a killed worker's tasks
+    are retried quickly. Yields ``(airflow, sentiment_home, postgres, redis)``."""
     from ml.processes import free_port
     from ops.cluster.airflow import CeleryAirflow
-    from ops.cluster.engines import EngineError, Postgres, Redis, postgres_bindir, redis_server
+    from ops.cluster.engines import HOST, EngineError, Postgres, Redis, postgres_bindir, redis_server
     from ops.layout import Layout
 
     try:
@@ -98,13 +110,18 @@ def celery_stack(tmp_path_factory):
                     mp.delenv(key)
             mp.setenv("SENTIMENT_HOME", str(home))
             mp.setenv("SENTIMENT_AIRFLOW_PASSWORD", "cluster-test-pw")
-            layout = Layout(airflow_port=free_port(), service_port=free_port())
+            mp.setenv("SENTIMENT_API_KEY", KEY)
+            layout = Layout(airflow_port=free_port(), service_port=scaled_bento.port)
             airflow = CeleryAirflow(layout, run_dir, database_url=postgres.url, broker_url=redis.url, workers=2,
                                     concurrency=2, extra_env={
                                         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
                                         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                                         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "3",
-                                        "SENTIMENT_TRAIN_PARALLELISM": "2"})
+                                        "SENTIMENT_TRAIN_PARALLELISM": "2", "SPARK_LOCAL_IP": HOST,
+                                        "AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder(base / "dags")),
+                                        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+                                            {"conn_type": "spark", "host": f"spark://{HOST}",
+                                             "port": spark_cluster.port, "extra": {"deploy-mode": "client"}})})
         airflow.start(timeout=300)
         yield airflow, home, postgres, redis
     finally:
