@@ -258,16 +258,23 @@ class Postgres:
         return self
 
     def stop(self) -> None:
+        self.stop_recorded(self.run_dir)
+        if self.process is not None:
+            self.process.proc.poll()
+
+    @staticmethod
+    def stop_recorded(run_dir: Path) -> None:
         """A fast shutdown (SIGINT: roll back open transactions, disconnect clients), then the session."""
-        record = components.read(self.run_dir, "postgres")
+        record = components.read(run_dir, "postgres")
         if record and not record.get("leader_gone"):
             try:
                 os.kill(record["pid"], signal.SIGINT)
             except ProcessLookupError:
                 pass
-        components.stop(self.run_dir, "postgres", grace=30)
-        if self.process is not None:
-            self.process.proc.poll()
+            deadline = time.monotonic() + 30
+            while components.read(run_dir, "postgres") and time.monotonic() < deadline:
+                time.sleep(0.2)
+        components.stop(run_dir, "postgres", grace=30)
 
 
 # ----------------------------------------------------------------------------------------------------- Redis
