@@ -135,12 +135,13 @@ class CeleryAirflow:
             components.stop(self.run_dir, f"airflow-worker-{i}", grace=5)
         process.proc.poll()
 
-    def stop(self) -> None:
-        """The scheduler first (nothing new is queued), then the workers, then the rest."""
+    def stop(self, grace: float = 20.0) -> None:
+        """The scheduler first (nothing new is queued), then the workers, then the rest (SIGTERM, then SIGKILL
+        after ``grace`` seconds)."""
         order = ["scheduler", *[n for n in self.processes if n.startswith("worker-")], "triggerer",
                  "dag-processor", "api-server"]
         for name in order:
-            components.stop(self.run_dir, f"airflow-{name}", grace=20)
+            components.stop(self.run_dir, f"airflow-{name}", grace=grace)
             if name in self.processes:
                 self.processes[name].proc.poll()
 

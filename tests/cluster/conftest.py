@@ -126,7 +126,7 @@ def celery_stack(tmp_path_factory, spark_cluster, scaled_bento):
         yield airflow, home, postgres, redis
     finally:
         if airflow is not None:
-            airflow.stop()
+            airflow.stop(grace=5)
         redis.stop()
         postgres.stop()
         shutil.rmtree(pg_parent, ignore_errors=True)
