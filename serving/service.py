@@ -108,6 +108,7 @@ class Prediction(BaseModel):
     traffic={"timeout": CONFIG.timeout_s},
     http={"host": CONFIG.host, "port": CONFIG.port},
     metrics={"enabled": True},
+    logging={"access": {"enabled": CONFIG.access_log}},
 )
 class TweetSentiment:
     """Classifies tweets with the packaged model; never branches on the model family."""

@@ -58,7 +58,7 @@ def make_sink(settings: Any, paths: StreamPaths) -> Sink:
     """The sink named by ``settings.stream.ingest_sink``."""
     stream = settings.stream
     if stream.ingest_sink == "socket":
-        from spark_apps.ingest.sinks import SocketSink
+        from spark_apps.ingest.socket_sink import SocketSink
 
         return SocketSink(stream.ingest_host, stream.ingest_port, buffer=stream.ingest_buffer)
     from spark_apps.ingest.sinks import FileSink

@@ -1,5 +1,8 @@
 """The X source: the X API v2 filtered stream through tweepy's ``StreamingClient``.
 
+(Slightly over 300 lines on purpose: the transport adapter that holds the token, the rule sync and the
+backoff share one error model, and splitting them would spread the token handling over modules.)
+
 * **Rules**: one per keyword, tagged ``tweet-sentiment:<stream>:<keyword>`` so this platform's rules are told apart
   from the app's other rules, which are never touched. Syncing is idempotent: rules of this stream that are no
   longer wanted are deleted, missing ones added, the rest kept. A keyword with spaces becomes a quoted phrase. An

@@ -1,5 +1,8 @@
 """Score posts in batches inside Spark's Python workers: over HTTP (the BentoML service) or in-process.
 
+(Slightly over 300 lines on purpose: the HTTP client, the local scorer and the partition function are one
+unit that Spark pickles to its workers; splitting them would split what a worker must import.)
+
 :class:`PartitionScorer` is the function handed to ``DataFrame.mapInPandas``: Spark gives it the Arrow batches of
 one partition (at most ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows each) and it returns them with
 ``label, p_positive, scores, model, scored_ts`` added, row for row.

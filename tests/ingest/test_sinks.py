@@ -16,7 +16,8 @@ from pathlib import Path
 from ingest_helpers import landed_files, read_landing, wait_until
 
 from spark_apps.ingest.records import make_record, to_line
-from spark_apps.ingest.sinks import FileSink, SocketSink
+from spark_apps.ingest.sinks import FileSink
+from spark_apps.ingest.socket_sink import SocketSink
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -142,6 +142,10 @@ def test_bento_build_and_serve(platform):
     assert [m["tag"] for m in info["services"][0]["models"]] == [platform["latest"]["tag"]]
     assert (bento / "src" / "serving" / "service.py").is_file() and (bento / "src" / "ml" / "text.py").is_file()
     assert not (bento / "src" / "tests").exists()
+    from test_bento_contents import service_files
+
+    shipped = {p.relative_to(bento / "src").as_posix() for p in (bento / "src").rglob("*.py")}
+    assert shipped == service_files()  # what the service imports, nothing else (no CLI, pipeline, downloader)
     assert "scikit-learn==" in (bento / "env" / "python" / "requirements.txt").read_text()
     assert "ENV SENTIMENT_SERVICE_HOST=$SENTIMENT_SERVICE_HOST" in (bento / "env" / "docker" / "Dockerfile").read_text()
     env = {"BENTOML_HOME": str(store), "SENTIMENT_API_KEY": None, "SENTIMENT_MODEL_TAG": None}
