@@ -29,11 +29,23 @@ def dag_folder(folder: Path) -> Path:
     return folder
 
 
+#: the Airflow stack starts last, so that its idle processes do not share the cores with the Spark tests
+ORDER = ("test_stream_standalone.py", "test_ops_cluster_cli.py", "test_airflow_celery.py")
+
+
 def pytest_collection_modifyitems(config, items):
+    ours = []
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.slow)
+            ours.append(item)
+    if ours:
+        first = items.index(ours[0])
+        rank = {name: i for i, name in enumerate(ORDER)}
+        ours.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(ORDER)))
+        rest = [item for item in items if item not in ours]
+        items[:] = rest[:first] + ours + rest[first:]
 
 
 def _need(what: str, found: bool, hint: str) -> None:

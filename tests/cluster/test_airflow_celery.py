@@ -59,6 +59,7 @@ def test_spark_submit_operator_runs_the_job_on_the_cluster(celery_stack, spark_c
     airflow, *_ = celery_stack
     api = airflow.api("cluster_spark_submit")
     wait_dag(api)
+    assert api.import_errors() == []  # every DAG of the repository parses on the Celery deployment
     home = tmp_path / "stream-home"
     landing = home / "stream" / "tweets" / "landing"
     write_landing(landing, posts(range(0, 40)))
