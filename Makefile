@@ -15,7 +15,7 @@ export BENTOML_DO_NOT_TRACK := True
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install browser up down status airflow-env config dashboard train-classical test test-fast lint bench bench-dashboard lock clean
+.PHONY: help install browser cluster-deps cluster-up cluster-down cluster-status test-cluster up down status airflow-env config dashboard train-classical test test-fast lint bench bench-dashboard lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "} {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ $(STAMP): requirements.lock requirements.in pyproject.toml
 	$(PY) -m pip check
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) browser ## Create .venv and install pinned dependencies (idempotent; fast when up to date)
+install: $(STAMP) browser cluster-deps ## Create .venv and install pinned dependencies (idempotent; fast when up to date)
 
 browser: ## Debian's chromium for the browser tests (apt-get when missing, as root; else a message)
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -43,6 +43,30 @@ browser: ## Debian's chromium for the browser tests (apt-get when missing, as ro
 	  else \
 	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (the browser tests are skipped without it)"; \
 	  fi; }
+
+cluster-deps: ## Debian's redis-server and PostgreSQL server for the cluster (apt-get when missing, as root; else a message)
+	@missing=""; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	  { command -v pg_config >/dev/null 2>&1 && test -x "$$(pg_config --bindir)/initdb"; } || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing Debian's$$missing for the cluster tests ..."; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    else \
+	      echo "missing:$$missing: run 'sudo apt-get install -y$$missing' (the cluster tests are skipped without them)"; \
+	    fi; \
+	  fi
+
+cluster-up: install ## Spark standalone (master + workers), PostgreSQL, Redis, Airflow with Celery workers on loopback
+	$(PY) -m ops cluster up $(ARGS)
+
+cluster-down: ## Stop everything `make cluster-up` started
+	@test -x $(PY) && $(PY) -m ops cluster down || true
+
+cluster-status: ## Show what `make cluster-up` started
+	$(PY) -m ops cluster status
+
+test-cluster: install ## Only the cluster tests (tests/cluster: Spark standalone, PostgreSQL + Celery, scaled-out service)
+	$(PY) -m pytest -q -m cluster tests/cluster
 
 up: install ## Set up and run the platform's main job on embedded defaults (ARGS="--retrain --families logreg,gru")
 	$(PY) -m ops up $(ARGS)

@@ -13,12 +13,18 @@ For each model (a LogisticRegression trained here on ``sentiment140/head_tail_10
 3. ``baseline`` (LogisticRegression): the write-up's design (``bench/stream_baseline.py``): a socket source and a
    Python UDF making one HTTP call per row to a one-text Flask endpoint serving the same model.
 
+4. ``cluster`` (``--spark-workers 1,2``): the LogisticRegression pipeline again on a Spark standalone cluster
+   started here on loopback (a master and N workers of ``--worker-cores`` cores, :mod:`ops.cluster`), once per
+   worker count, with a ``cluster-summary`` line: tweets/s per worker count and the ratio to the first.
+
 One JSON line per figure, then a ``summary`` line per model with the ratios and the goals: LogisticRegression
 >= 20x the baseline's tweets/s with zero missing and zero duplicated ids; MiniLM end to end >= 80% of its
 in-process batch throughput. ``--quick`` runs a small version of all of it (the tests run it).
 
     python bench/stream.py --data ../shared/data
     python bench/stream.py --data ../shared/data --minilm-model $SENTIMENT_HOME/models/default/minilm
+    python bench/stream.py --data ../shared/data --spark-workers 1,2 --n 100000     # a standalone cluster
+    python bench/stream.py --data ../shared/data --master spark://host:7077 --skip-minilm   # an existing one
 """
 
 from __future__ import annotations
@@ -174,7 +180,7 @@ def pipeline(name: str, home: Path, model: dict, texts: list[str], args: argpars
     from spark_apps.stream.paths import StreamPaths
 
     env = child_env(home, {"SENTIMENT_MODEL_TAG": model["tag"], "SENTIMENT_MAX_BATCH_SIZE": str(args.service_batch),
-                           "SENTIMENT_WORKERS": str(args.service_workers)})
+                           "SENTIMENT_SERVICE_WORKERS": str(args.service_workers)})
     logs = home / "logs"
     server = BentoServer(env=env, log=logs / f"bentoml-{name}.log")
     paths = StreamPaths.under(home / "stream" / name)
@@ -199,10 +205,16 @@ def pipeline(name: str, home: Path, model: dict, texts: list[str], args: argpars
             full, _ = land(paths.landing, [texts[i % len(texts)] for i in range(warm_n)], "warmup2", args.file_size)
             warm |= full
             wait_written(paths.status, len(warm), job, 300)
-        cpu = {"job": cpu_seconds(job.pid), "service": cpu_seconds(server.pid)}
+        roots = [job.pid, *getattr(args, "worker_pids", [])]  # on a cluster, executors run under the workers
+
+        def spark_cpu() -> dict[str, float]:
+            parts = [cpu_seconds(root) for root in roots]
+            return {kind: sum(part[kind] for part in parts) for kind in ("jvm", "python")}
+
+        cpu = {"job": spark_cpu(), "service": cpu_seconds(server.pid)}
         ids, first = land(paths.landing, texts, "run", args.file_size)
         wait_written(paths.status, len(warm) + len(ids), job, 120 + len(texts) / 20)
-        after = {"job": cpu_seconds(job.pid), "service": cpu_seconds(server.pid)}
+        after = {"job": spark_cpu(), "service": cpu_seconds(server.pid)}
         used = {"cpu_s_spark_jvm": after["job"]["jvm"] - cpu["job"]["jvm"],
                 "cpu_s_spark_python": after["job"]["python"] - cpu["job"]["python"],
                 "cpu_s_service": sum(after["service"].values()) - sum(cpu["service"].values())}
@@ -327,6 +339,38 @@ def bench_model(name: str, settings, texts: list[str], args: argparse.Namespace,
     emit(**summary, goals=goals)
 
 
+def bench_cluster(settings, texts: list[str], args: argparse.Namespace) -> None:
+    """The LogisticRegression pipeline on a loopback standalone cluster of each worker count in turn."""
+    from ops.cluster.engines import SparkStandalone
+    from serving.package import package_model
+
+    model = package_model(settings, "logreg")
+    runs = {}
+    for workers in args.spark_workers:
+        if workers == 0:  # the reference: the same run on local[<cpus>], no cluster
+            master = f"local[{os.cpu_count()}]"
+            emit(bench="stream", step="cluster", master=master, workers=0)
+            run_args = argparse.Namespace(**{**vars(args), "master": master})
+            runs[workers] = pipeline("logreg-local", settings.home, model, texts, run_args)
+            continue
+        cluster = SparkStandalone(settings.home / f"cluster-{workers}", workers=workers, cores=args.worker_cores,
+                                  memory=args.worker_memory)
+        with cluster:
+            emit(bench="stream", step="cluster", master=cluster.master_url, workers=workers,
+                 cores_per_worker=args.worker_cores, memory_per_worker=args.worker_memory)
+            workers_pids = [p.pid for name, p in cluster.processes.items() if name != "spark-master"]
+            run_args = argparse.Namespace(**{**vars(args), "master": cluster.master_url, "worker_pids": workers_pids})
+            runs[workers] = pipeline(f"logreg-w{workers}", settings.home, model, texts, run_args)
+    first = next(n for n in args.spark_workers if n > 0) if any(args.spark_workers) else args.spark_workers[0]
+    emit(bench="stream", summary="cluster", model="logreg", workers=list(runs),
+         tweets_per_s={str(n): r["tweets_per_s"] for n, r in runs.items()},
+         ratio_to_first={str(n): round(r["tweets_per_s"] / runs[first]["tweets_per_s"], 2) for n, r in runs.items()},
+         cpu_s_spark_jvm={str(n): r["cpu_s_spark_jvm"] for n, r in runs.items()},
+         cpu_s_spark_python={str(n): r["cpu_s_spark_python"] for n, r in runs.items()},
+         cpu_s_service={str(n): r["cpu_s_service"] for n, r in runs.items()},
+         missing=sum(r["missing"] for r in runs.values()), duplicated=sum(r["duplicated"] for r in runs.values()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -343,7 +387,13 @@ def main() -> None:
     add("--minilm-samples", type=int, default=4_000, help="Training rows when fine-tuning the MiniLM here.")
     add("--skip-minilm", action="store_true", help="Only the LogisticRegression and the baseline.")
     add("--skip-logreg", action="store_true", help="Only the MiniLM.")
-    add("--master", default="local[*]", help="Spark master of the job and the baseline.")
+    add("--master", default="local[*]", help="Spark master of the job and the baseline (spark://host:port: an "
+        "existing standalone cluster whose workers can import this repository).")
+    add("--spark-workers", type=lambda v: [int(x) for x in v.split(",")], default=None, metavar="N[,N...]",
+        help="Start a standalone cluster on loopback with N workers (each count in turn; 0: local[<cpus>] as the "
+             "reference) and run the LogisticRegression pipeline on it; skips the baseline and the MiniLM.")
+    add("--worker-cores", type=int, default=1, help="Cores of each worker started by --spark-workers.")
+    add("--worker-memory", default="1g", help="Memory of each worker started by --spark-workers.")
     add("--chunk", type=int, default=1024, help="Texts per scoring call (and in-process batch).")
     add("--concurrency", type=int, default=2, help="Scoring calls in flight per partition.")
     add("--trigger-seconds", type=float, default=1.0, help="Micro-batch interval of the job.")
@@ -382,6 +432,10 @@ def main() -> None:
     emit(bench="stream", step="setup", cpus=os.cpu_count(), load_avg_1m=round(os.getloadavg()[0], 2),
          started_utc=datetime.now(UTC).isoformat(timespec="seconds"), quick=args.quick, home=str(home))
     try:
+        if args.spark_workers:
+            serving.train_logreg(args.data, settings, args.train_rows)
+            bench_cluster(settings, texts[:args.n], args)
+            return
         if not args.skip_logreg:
             serving.train_logreg(args.data, settings, args.train_rows)
             bench_model("logreg", settings, texts[:args.n], args, with_baseline=True)

@@ -45,6 +45,12 @@ def read(run_dir: Path, name: str) -> dict[str, Any] | None:
 def start(run_dir: Path, name: str, cmd: list[str], env: dict[str, str], *, cwd: str | os.PathLike[str] | None = None,
           **facts: Any) -> dict[str, Any]:
     """Start ``cmd`` in its own session, its output appended to ``<name>.log``; write its record (atomically)."""
+    return launch(run_dir, name, cmd, env, cwd=cwd, **facts)[1]
+
+
+def launch(run_dir: Path, name: str, cmd: list[str], env: dict[str, str], *,
+           cwd: str | os.PathLike[str] | None = None, **facts: Any) -> tuple[Process, dict[str, Any]]:
+    """:func:`start`, also returning the :class:`~ml.processes.Process` (to wait on it, or reap it)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     process = Process(cmd, cwd=cwd, env=env, log=log_path(run_dir, name), name=name).start()
@@ -52,7 +58,7 @@ def start(run_dir: Path, name: str, cmd: list[str], env: dict[str, str], *, cwd:
     tmp = record_path(run_dir, name).with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, record_path(run_dir, name))
-    return record
+    return process, record
 
 
 def stop(run_dir: Path, name: str, grace: float = 30.0) -> list[int]:
@@ -72,4 +78,4 @@ def stop(run_dir: Path, name: str, grace: float = 30.0) -> list[int]:
     return members
 
 
-__all__ = ["ProcessError", "log_path", "read", "record_path", "start", "stop"]
+__all__ = ["ProcessError", "launch", "log_path", "read", "record_path", "start", "stop"]

@@ -38,6 +38,7 @@ from typing import Any
 
 from ml.processes import session_members
 from ops.airflow_api import TRAINING_DAG, AirflowAPI, http
+from ops.cluster import cli as cluster_cli
 from ops.components import locked, read_pid, stop
 from ops.layout import BIN, Layout, PlatformError, airflow_env, ensure_password
 from ops.steps import ensure_trained, start_airflow, start_dashboard, start_service, training_conf
@@ -205,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
                                            "runs.")
     status.add_argument("--json", action="store_true", help="Print the status as JSON.")
     sub.add_parser("env", help="Print shell exports for the `airflow` CLI: eval \"$(python -m ops env)\".")
+    cluster_cli.add_parser(sub)
     args = parser.parse_args(argv)
     try:
-        return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env}[args.command](args)
+        return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env,
+                "cluster": cluster_cli.main}[args.command](args)
     except PlatformError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

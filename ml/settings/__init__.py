@@ -34,6 +34,7 @@ from ml.settings.sections import (
     NEUTRAL_DATASET,
     OFFICIAL_URL,
     SECTIONS,
+    ClusterSettings,
     DashboardSettings,
     DataSettings,
     ModelSettings,
@@ -93,6 +94,7 @@ class Settings(BaseModel):
     training: TrainingSettings = TrainingSettings()
     service: ServiceSettings = ServiceSettings()
     platform: PlatformSettings = PlatformSettings()
+    cluster: ClusterSettings = ClusterSettings()
     stream: StreamSettings = StreamSettings()
     report: ReportSettings = ReportSettings()
     dashboard: DashboardSettings = DashboardSettings()
@@ -276,7 +278,7 @@ def _describe_errors(exc: ValidationError, values: dict[str, dict[str, Any]]) ->
 
 
 __all__ = [
-    "DEFAULT_DATASET", "NEUTRAL_DATASET", "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "DashboardSettings", "DataSettings",
-    "ModelSettings", "PathsSettings", "PlatformSettings", "ReportSettings", "ServiceSettings", "Settings", "Spec",
-    "StreamSettings", "TrainingSettings", "get_settings",
+    "DEFAULT_DATASET", "NEUTRAL_DATASET", "OFFICIAL_MD5", "OFFICIAL_URL", "SPECS", "ClusterSettings",
+    "DashboardSettings", "DataSettings", "ModelSettings", "PathsSettings", "PlatformSettings", "ReportSettings",
+    "ServiceSettings", "Settings", "Spec", "StreamSettings", "TrainingSettings", "get_settings",
 ]

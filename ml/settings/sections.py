@@ -180,6 +180,27 @@ class PlatformSettings(Section):
     airflow_parallelism: int | None = setting(None, "Airflow's core parallelism; empty: max(8, 2 x CPUs).", ge=1)
 
 
+class ClusterSettings(Section):
+    """What `python -m ops cluster up` starts on loopback: a Spark standalone cluster, PostgreSQL, Redis, and
+    Airflow with its processes split and Celery workers (docs/operations.md, "Beyond one machine")."""
+
+    spark_master_port: int = setting(7077, "Port of the Spark standalone master (spark://127.0.0.1:<port>); its web "
+                                           "UI listens on port + 1000.", ge=1, le=64535)
+    spark_workers: int = setting(2, "Spark standalone workers `ops cluster up` starts.", ge=0, le=64)
+    spark_worker_cores: int = setting(1, "Cores each Spark worker offers to executors.", ge=1, le=1024)
+    spark_worker_memory: str = setting("1g", "Memory each Spark worker offers to executors (JVM size: 512m, 2g).",
+                                       pattern=r"^[0-9]+[kmgtKMGT]$")
+    postgres_port: int = setting(5432, "Loopback port of the PostgreSQL server holding Airflow's metadata DB.",
+                                 ge=1, le=65535)
+    postgres_dir: Path | None = setting(None, "PostgreSQL data folder; empty: <home>/cluster/postgres (as root, "
+                                              "where PostgreSQL refuses to run: /var/lib/postgresql/sentiment-<hash> "
+                                              "owned by the postgres user).")
+    redis_port: int = setting(6379, "Loopback port of Redis, the Celery broker.", ge=1, le=65535)
+    celery_workers: int = setting(2, "Airflow Celery workers `ops cluster up` starts.", ge=0, le=64)
+    celery_concurrency: int = setting(2, "Task slots of each Celery worker (airflow celery worker --concurrency).",
+                                      ge=1, le=1024)
+
+
 class StreamSettings(Section):
     """The stream: which posts to ingest, how the Spark job scores them, where it writes."""
 
@@ -329,6 +350,7 @@ SECTIONS: dict[str, type[Section]] = {
     "training": TrainingSettings,
     "service": ServiceSettings,
     "platform": PlatformSettings,
+    "cluster": ClusterSettings,
     "stream": StreamSettings,
     "report": ReportSettings,
     "dashboard": DashboardSettings,
