@@ -94,9 +94,9 @@ def scaled_bento(cluster_model, tmp_path_factory):
 def celery_stack(tmp_path_factory, spark_cluster, scaled_bento):
     """PostgreSQL + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, 2 Celery workers with 2 slots
     each) on loopback. Its DAG folder holds this repository's DAGs (linked) and the test DAGs of
-    ``tests/cluster/dags``; ``spark_default`` points at the session's Spark cluster and ``bentoml_default`` at the
-    scaled-out service: configuration only. Task heartbeats time out after 20 s so that a killed worker's tasks
-    are retried quickly. Yields ``(airflow, sentiment_home, postgres, redis)``."""
+    ``tests/cluster/dags``; ``spark_default`` points at the session's Spark cluster and ``bentoml_default`` and
+    ``service_url`` at the scaled-out service (deployed outside the platform): configuration only. Task heartbeats
+    time out after 20 s so that a killed worker's tasks are retried quickly. Yields ``(airflow, sentiment_home, postgres, redis)``."""
     from ml.processes import free_port
     from ops.cluster.airflow import CeleryAirflow
     from ops.cluster.engines import HOST, EngineError, Postgres, Redis, postgres_bindir, redis_server
@@ -130,6 +130,9 @@ def celery_stack(tmp_path_factory, spark_cluster, scaled_bento):
                                         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                                         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "3",
                                         "SENTIMENT_TRAIN_PARALLELISM": "2", "SPARK_LOCAL_IP": HOST,
+                                        # the service is deployed outside the platform: the stream DAG uses it
+                                        "SENTIMENT_SERVICE_URL": scaled_bento.url,
+                                        "SENTIMENT_STATE_PARTITIONS": "2", "SENTIMENT_STREAM_CHECK_S": "2",
                                         "AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder(base / "dags")),
                                         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
                                             {"conn_type": "spark", "host": f"spark://{HOST}",

@@ -1,7 +1,8 @@
 """Airflow on PostgreSQL with the CeleryExecutor (api-server, scheduler, dag-processor, triggerer and two Celery
 workers as separate processes, Redis as the broker): a SparkSubmitOperator task runs the streaming job on the
-Spark standalone cluster through ``spark_default``, and the training DAG runs end to end while a Celery worker is
-killed under one of its tasks."""
+Spark standalone cluster through ``spark_default``, the training DAG runs end to end while a Celery worker is
+killed under one of its tasks, and the platform's own ``sentiment_stream`` and ``sentiment_daily_report`` DAGs run
+there unchanged: the job on the Spark cluster, scored by the scaled-out service, then the day's report."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cluster_harness import ROOT, SPARK_SUBMIT, assert_exactly_once, posts
+from cluster_harness import KEY, ROOT, SPARK_SUBMIT, assert_exactly_once, posts
 
 from ml.processes import descendants, session_members
 from ops.cluster.engines import spark_env
@@ -134,3 +135,53 @@ def test_training_dag_on_celery_survives_a_killed_worker(celery_stack, s140_zip)
     names = sorted(e.get("name") for e in events if e.get("source_run_id") == run_id)
     assert names == ["sentiment140_prepared", "sentiment_champion_model"], names  # each asset updated once
     assert ROOT  # the DAGs ran from this repository
+
+
+def test_stream_dag_on_the_cluster_then_the_daily_report(celery_stack, spark_cluster, scaled_bento, tmp_path):
+    """The repository's ``sentiment_stream`` (bounded: replay N posts, drain, stop) with only the connections and
+    ``service_url`` changed, then ``sentiment_daily_report`` for today over what it wrote."""
+    from datetime import UTC, datetime
+
+    airflow, home, *_ = celery_stack
+    n, name = 300, "celery"
+    replay = tmp_path / "posts.jsonl"
+    replay.write_text("".join(json.dumps({"id": f"c-{i}", "text": ["I love it", "I hate it", "so so"][i % 3],
+                                          "keyword": "phone"}) + "\n" for i in range(n)))
+    api = airflow.api("sentiment_stream")
+    wait_dag(api)
+    conf = {"stream_name": name, "source": "replay", "replay_file": str(replay), "replay_rate": 0, "max_posts": n,
+            "trigger_seconds": 1, "stop_when_ingest_ends": True}
+    started = time.monotonic()
+    run = wait_run(api, api.trigger(conf)["dag_run_id"], 600)
+    seconds = time.monotonic() - started
+    assert run["state"] == "success", [(t["task_id"], t["state"]) for t in api.task_instances(run["dag_run_id"])] \
+        + [task_log(airflow, run, "run_stream")[-3000:]]
+    print(f"sentiment_stream on Celery -> spark:// ({n} posts, bounded): {seconds:.0f}s")
+    serve = task_log(airflow, run, "serve_champion")
+    assert "deployed outside the platform" in serve  # the scaled-out service was used, not started
+    assert f"--master {spark_cluster.master_url} " in task_log(airflow, run, "run_stream")
+    stream = home / "stream" / name
+    status = json.loads((stream / "status.json").read_text())
+    assert status["state"] == "stopped" and status["config"]["spark_master"] == spark_cluster.master_url
+    assert status["totals"]["written"] == n
+    rows = assert_exactly_once(stream / "output", {f"c-{i}" for i in range(n)})
+    assert set(rows["model"]) == {scaled_bento_tag(scaled_bento)}
+    completed = (spark_cluster.state() or {}).get("completedapps", [])
+    assert any(app["name"] == f"sentiment-stream-{name}" for app in completed), completed
+
+    report = airflow.api("sentiment_daily_report")
+    wait_dag(report)
+    today = datetime.now(UTC).date().isoformat()
+    run = report.call("POST", "/dags/sentiment_daily_report/dagRuns",
+                      {"logical_date": f"{today}T00:00:00Z", "conf": {"stream_name": name}})
+    run = wait_run(report, run["dag_run_id"], 300)
+    assert run["state"] == "success", task_log(airflow, run, "build_report")[-3000:]
+    summary = json.loads((stream / "reports" / f"date={today}" / "summary.json").read_text())
+    assert summary["date"] == today and summary["rows"] == n
+    assert (stream / "reports" / f"date={today}" / "chart.png").stat().st_size > 0
+
+
+def scaled_bento_tag(server) -> str:
+    from sentiment_platform.hooks import BentoMLHook
+
+    return BentoMLHook(base_url=server.url, api_key=KEY).classify(["hello"])[0]["model"]

@@ -18,6 +18,11 @@ scorer re-reads before each call.
 At every moment a ready service holds the endpoint file, so no micro-batch fails; the Spark checkpoint and the
 exactly-once sink make sure each post is written once. The price is a second model load (seconds for the
 classical families). One roll at a time (an ``flock`` on ``<home>/run/service.lock``).
+
+**A service deployed elsewhere.** When ``service_url`` is set (the compose deployment's Bento container, a
+scaled-out service behind a load balancer), the platform does not start, roll or stop it: :func:`ensure_service`
+waits until it is ready, asks it which model it serves and reports ``action: "external"``; rolling it to a new
+champion is that deployment's job (a new Bento image).
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ def ensure_service(settings: Settings, tag: str | None = None, *, timeout: float
         ModelError: no such packaged model; the service does not start or answer; the port is taken by a program
             the platform did not start.
     """
+    if settings.is_set("service_url"):
+        return external(settings, tag, timeout=timeout)
     tag = champion_tag(settings, tag)
     port = settings.service.port
     with service_lock(settings):
@@ -119,6 +126,41 @@ def ensure_service(settings: Settings, tag: str | None = None, *, timeout: float
         started = start(settings, SERVICE, tag, port, timeout=timeout)
         _point(settings, started["url"], tag)
         return {"action": "started", "model_tag": tag, "url": started["url"], "previous": None}
+
+
+def external(settings: Settings, wanted: str | None = None, *, timeout: float = 300.0) -> dict[str, Any]:
+    """The service at ``service_url``, which the platform does not manage: wait until it is ready and return what
+    it serves (``model_tag``: the model its answers name)."""
+    url = settings.service.base_url.rstrip("/")
+    deadline = time.monotonic() + timeout
+    while not is_ready(url):
+        if time.monotonic() > deadline:
+            raise ModelError(f"the service at {url} (service_url, deployed outside the platform) is not ready "
+                             f"after {timeout:.0f} s")
+        time.sleep(1.0)
+    served = served_tag(settings, url)
+    if wanted and served != wanted:
+        log.warning("service: %s serves %s, not %s; service_url names a service the platform does not manage: "
+                    "deploy %s there (a new Bento)", url, served, wanted, wanted)
+    else:
+        log.info("service: %s (service_url, deployed outside the platform) serves %s", url, served)
+    return {"action": "external", "model_tag": served, "url": url, "previous": served}
+
+
+def served_tag(settings: Settings, url: str) -> str:
+    """The model the service at ``url`` answers with (one classification)."""
+    from sentiment_platform.hooks import BentoMLHook, BentoMLServiceError
+
+    key = settings.service.api_key
+    try:
+        answers = BentoMLHook(base_url=url, api_key=key.get_secret_value() if key else None,
+                              retries=3).classify(SMOKE_TEXTS[:1])
+    except BentoMLServiceError as exc:
+        raise ModelError(f"the service at {url} does not classify: {exc}") from exc
+    tag = answers[0].get("model") if answers and isinstance(answers[0], dict) else None
+    if not tag:
+        raise ModelError(f"the service at {url} answered {answers!r}: no model named")
+    return str(tag)
 
 
 def roll(settings: Settings, old: dict[str, Any], tag: str, *, timeout: float = 300.0) -> dict[str, Any]:
