@@ -82,11 +82,18 @@ class AirflowAPI:
             self._token = body["access_token"]
         return self._token
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        status, data = http(method, f"{self.url}/api/v2{path}", body, self.token(), timeout=30)
-        if status == 401:  # expired token
-            self._token = None
+    def call(self, method: str, path: str, body: Any = None, retries: int = 4) -> Any:
+        """One API call. A ``Database error`` (HTTP 500: on SQLite, ``database is locked`` while the scheduler and
+        the dag-processor write) was rolled back, so it is retried, after 1, 2, 4, 8 s."""
+        for attempt in range(retries + 1):
             status, data = http(method, f"{self.url}/api/v2{path}", body, self.token(), timeout=30)
+            if status == 401:  # expired token
+                self._token = None
+                status, data = http(method, f"{self.url}/api/v2{path}", body, self.token(), timeout=30)
+            if status == 500 and "Database error" in str(data) and attempt < retries:
+                time.sleep(2 ** attempt)
+                continue
+            break
         if not 200 <= status < 300:
             raise PlatformError(f"{method} /api/v2{path}: HTTP {status}: {str(data)[:300]}")
         return data

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from platform_harness import OPS, ROOT, clean_env, free_port
 
 from ml.processes import session_members
@@ -125,3 +126,46 @@ def test_env_prints_the_airflow_exports(tmp_path):
                           timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert f"export AIRFLOW_HOME={tmp_path / 'home' / 'airflow'}" in done.stdout
+
+
+def test_the_api_client_retries_a_rolled_back_database_error(monkeypatch):
+    """Airflow on SQLite answers HTTP 500 "Database error" while another process holds the write lock; the
+    transaction was rolled back, so the client tries again (and gives up with the error when it persists)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ops import airflow_api
+    from ops.airflow_api import AirflowAPI
+    from ops.layout import PlatformError
+
+    calls = {"n": 0, "fail": 2}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_PATCH(self):
+            calls["n"] += 1
+            self.rfile.read(int(self.headers["Content-Length"]))
+            failing = calls["n"] <= calls["fail"]
+            body = json.dumps({"detail": {"reason": "Database error"}} if failing else {"is_paused": False}).encode()
+            self.send_response(500 if failing else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(airflow_api.time, "sleep", lambda s: None)
+    try:
+        api = AirflowAPI(f"http://127.0.0.1:{server.server_address[1]}", "admin", "pw")
+        api._token = "t"
+        api.unpause()
+        assert calls["n"] == 3
+        calls.update(n=0, fail=99)
+        with pytest.raises(PlatformError, match="HTTP 500"):
+            api.unpause()
+        assert calls["n"] == 5
+    finally:
+        server.shutdown()
