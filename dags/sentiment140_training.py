@@ -159,6 +159,12 @@ PARAMS = {
                     "Empty: $SENTIMENT_CLASS_WEIGHT, else auto.",
         section="Three classes",
     ),
+    "class_priors": Param(
+        None, type=["null", "string"], enum=[None, "auto", "none"], title="Tuned class priors",
+        description="auto: tune each three-class model's class priors on the validation split for macro recall "
+                    "(saved with the model); none: its own probabilities. Empty: $SENTIMENT_CLASS_PRIORS, else auto.",
+        section="Three classes",
+    ),
     "data_url": Param(
         None, type=["null", "string"], title="Data URL",
         description="Sentiment140 archive: http(s)://, file:// or a local path on the workers. Empty: "

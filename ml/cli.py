@@ -142,6 +142,9 @@ def train_cmd(
     class_weight: Annotated[str | None, typer.Option(help="Class weights of the loss: balanced, none, or auto "
                                                      "(balanced for imbalanced three-class data). Default: "
                                                      "$SENTIMENT_CLASS_WEIGHT or auto.")] = None,
+    class_priors: Annotated[str | None, typer.Option(help="auto: tune a three-class model's class priors on the "
+                                                      "validation split for macro recall; none: keep its own "
+                                                      "probabilities. Default: $SENTIMENT_CLASS_PRIORS or auto.")] = None,
     dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     name: Annotated[str | None, typer.Option(help="Save under this name instead of the family's.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run folder under models/ (default: $SENTIMENT_RUN_ID or 'default').")] = None,
@@ -151,7 +154,8 @@ def train_cmd(
 
     if family not in FAMILIES:
         raise MLError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
-    result = train(family, _settings(run_id=run_id, dataset=dataset, class_weight=class_weight), max_samples=max_samples,
+    result = train(family, _settings(run_id=run_id, dataset=dataset, class_weight=class_weight,
+                                       class_priors=class_priors), max_samples=max_samples,
                    name=name, epochs=epochs, batch_size=batch_size, model_name=model_name, max_length=max_length,
                    learning_rate=learning_rate, grad_accum=grad_accum, compile_mode=compile_mode,
                    compile_scope=compile_scope, dropout=dropout, embeddings=embeddings, teacher=teacher,
@@ -196,7 +200,7 @@ def evaluate_cmd(
 @app.command("config")
 def config_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON.")] = False,
-    markdown: Annotated[bool, typer.Option(help="Print the README's settings table.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print the settings table of docs/settings.md.")] = False,
 ) -> None:
     """Print every setting: its variable, value (secrets masked), where the value came from, and its help."""
     from ml.settings import get_settings
@@ -214,7 +218,7 @@ def config_cmd(
 
 
 def settings_table() -> str:
-    """The Markdown table of every setting (variable, default, meaning) that the README shows."""
+    """The Markdown table of every setting (variable, default, meaning) that docs/settings.md shows."""
     from ml.settings import SPECS
 
     lines = ["| variable | default | meaning |", "|---|---|---|"]

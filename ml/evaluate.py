@@ -164,6 +164,7 @@ def evaluate(settings: Settings, *, max_samples: int | None = None, models: list
             "n_train": meta.get("n_train"),
             "labels": list(predictor.labels),
             "class_weight": "balanced" if fit.get("class_weights") else None,
+            "class_priors": meta.get("class_priors"),
             "init_from": _name_of(params.get("init_from")),
             "data_version": manifest["data_version"],
             "run_id": settings.training.run_id,

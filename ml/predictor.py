@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ml.errors import ConfigError, ModelError
+from ml.models.priors import apply as apply_priors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,7 +64,7 @@ def labels_for(label_values: Sequence[str]) -> tuple[str, ...]:
 class Predictor(ABC):
     """Texts in, class probabilities out; save/load by path.
 
-    Subclasses set ``family`` and implement :meth:`fit`, :meth:`predict_proba_cleaned`, :meth:`_save` and
+    Subclasses set ``family`` and implement :meth:`fit`, :meth:`_predict_proba_cleaned`, :meth:`_save` and
     :meth:`_load`. ``labels`` is the order of the probability columns.
     """
 
@@ -74,6 +75,9 @@ class Predictor(ABC):
     #: A transformer's scoring arithmetic on a CPU (one of :data:`CPU_BF16_CHOICES`; see
     #: docs/decisions/cpu-bf16-scoring.md), given by ``from_options`` or :func:`load_predictor`; others ignore it.
     cpu_bf16: str = "off"
+    #: Log-offsets per class tuned on validation for macro recall (:mod:`ml.models.priors`), applied to every
+    #: answer; ``None``: the model's own probabilities. Saved as ``class_priors`` in ``predictor.json``.
+    class_priors: dict[str, float] | None = None
 
     @abstractmethod
     def fit(
@@ -87,14 +91,22 @@ class Predictor(ABC):
         """Train on raw texts and label names; return training facts (history, steps, ...)."""
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities of shape ``(len(texts), len(self.labels))`` for raw texts."""
-        from ml.text import clean
+        """Probabilities of shape ``(len(texts), len(self.labels))`` for raw texts (with :attr:`class_priors`)."""
+        return apply_priors(self._predict_proba(texts), self.labels, self.class_priors)
 
-        return self.predict_proba_cleaned([clean(text) for text in texts])
-
-    @abstractmethod
     def predict_proba_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
         """Like :meth:`predict_proba`, for texts already cleaned with :func:`ml.text.clean` (not cleaned again)."""
+        return apply_priors(self._predict_proba_cleaned(cleaned), self.labels, self.class_priors)
+
+    def _predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """The model's own probabilities for raw texts; a family that cleans in its own way overrides it."""
+        from ml.text import clean
+
+        return self._predict_proba_cleaned([clean(text) for text in texts])
+
+    @abstractmethod
+    def _predict_proba_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
+        """The model's own probabilities for cleaned texts, before :attr:`class_priors`."""
 
     def scoring_precision(self) -> str | None:
         """The arithmetic :meth:`predict_proba` uses on this machine when a setting can change it (``"fp32"`` or
@@ -128,6 +140,7 @@ class Predictor(ABC):
             "labels": list(self.labels),
             "format_version": FORMAT_VERSION,
             "params": self.params(),
+            "class_priors": self.class_priors,
             **(extra_meta or {}),
         }
         with atomic_dir(target) as tmp:
@@ -178,6 +191,7 @@ def load_predictor(path: str | os.PathLike[str], *, cpu_bf16: str = "off") -> Pr
         raise ModelError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
     predictor = family_class(meta["family"])._load(Path(path), meta)
     predictor.labels = tuple(meta["labels"])
+    predictor.class_priors = meta.get("class_priors") or None
     predictor.cpu_bf16 = cpu_bf16
     return predictor
 

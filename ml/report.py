@@ -37,8 +37,9 @@ def _family_cell(row: Mapping[str, Any]) -> str:
 
 def _data_cell(row: Mapping[str, Any]) -> str:
     classes = len(row.get("labels") or ())
-    weight = row.get("class_weight")
-    return f"{row.get('dataset') or 'default'}, {classes} classes" + (f", {weight} weights" if weight else "")
+    weight, priors = row.get("class_weight"), row.get("class_priors")
+    return (f"{row.get('dataset') or 'default'}, {classes} classes" + (f", {weight} weights" if weight else "")
+            + (", tuned priors" if priors else ""))
 
 
 def _manifests(rows: list[dict], manifests: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -77,11 +77,11 @@ class _ClassicalPredictor(Predictor):
         self.pipeline.fit(list(texts), y, **fit_params)
         return {"vocabulary": len(vectorizer.vocabulary_), "class_weights": weights}
 
-    def predict_proba(self, texts: Sequence[str]):
+    def _predict_proba(self, texts: Sequence[str]):
         # The vectorizer cleans raw text itself (its tokenizer is ml.text.tokenize): no separate pass.
         return self._proba(list(texts), self.pipeline.named_steps["tfidf"] if self.pipeline is not None else None)
 
-    def predict_proba_cleaned(self, cleaned: Sequence[str]):
+    def _predict_proba_cleaned(self, cleaned: Sequence[str]):
         return self._proba(list(cleaned), self._split_vectorizer())
 
     def _split_vectorizer(self):

@@ -1,7 +1,7 @@
 """The sections of the platform's settings: every setting, its one environment variable, default and help.
 
 Each field is declared with :func:`setting`, which records the field's *key* (its flat name in overrides, in a
-flat TOML file and in the README's table; unique across sections) and its one environment variable (by default
+flat TOML file and in docs/settings.md's table; unique across sections) and its one environment variable (by default
 ``SENTIMENT_<KEY>``). ``python -m ml config`` lists them all with their values and sources.
 """
 
@@ -99,6 +99,10 @@ class TrainingSettings(Section):
         "auto", "Class weighting of every family's loss: balanced (each class weighs n/(k x its count)), none, or auto "
                 "(balanced for three-class data whose largest class is over 1.5 times its smallest; none for "
                 "two-class data such as Sentiment140).")
+    class_priors: Literal["auto", "none"] = setting(
+        "auto", "Tuned class priors: auto offsets a three-class model's class probabilities by factors tuned on the "
+                "validation split for macro recall (saved with the model, applied to every answer); none keeps the "
+                "model's own probabilities. Two-class models never get them (their Neutral is the band).")
     champion_rule: Literal["three-class", "transformer", "accuracy"] = setting(
         "three-class", "Which model of a run is shipped: three-class (the best three-class model by validation macro "
                        "recall when the run has one, else as transformer), transformer (the best transformer by "

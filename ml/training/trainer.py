@@ -15,7 +15,7 @@ from typing import Any
 
 from ml.data import load_split, read_manifest
 from ml.errors import ConfigError
-from ml.predictor import META_FILE, family_class
+from ml.predictor import META_FILE, Predictor, family_class
 from ml.settings import Settings
 from ml.training.teacher import teacher_targets
 
@@ -160,6 +160,7 @@ def train(
     )
     # A resumed fit also counts the time its interrupted attempts spent up to their checkpoint.
     seconds = time.perf_counter() - started + float((facts or {}).get("earlier_seconds") or 0.0)
+    facts = {**(facts or {}), "class_priors": tune_class_priors(predictor, val_df, settings.training.class_priors)}
     target = settings.models_dir / (name or family)
     meta = {
         "name": name or family,
@@ -169,13 +170,28 @@ def train(
         "n_train": len(train_df),
         "train_seconds": round(seconds, 2),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "fit": facts or {},
+        "fit": facts,
     }
     predictor.save(target, extra_meta=meta)
     if not keep_work_dir:
         predictor.discard_work_dir()
     log.info("%s trained in %.1fs; saved to %s", family, seconds, target)
     return {**meta, "family": family, "path": str(target)}
+
+
+def tune_class_priors(predictor: Predictor, val_df, mode: str) -> dict[str, float] | None:
+    """Tune the fitted ``predictor``'s class priors on the validation rows ``val_df`` when ``mode`` says so
+    (:mod:`ml.models.priors`), set them on the predictor and return them (``None``: its own probabilities)."""
+    from ml.models import priors
+
+    predictor.class_priors = None
+    if not priors.wanted(mode, predictor.labels) or val_df.empty:
+        return None
+    proba = predictor.predict_proba(val_df["text"].tolist())
+    predictor.class_priors = priors.tune(proba, val_df["label"].tolist(), predictor.labels)
+    if predictor.class_priors:
+        log.info("class priors tuned on %d validation rows for macro recall: %s", len(val_df), predictor.class_priors)
+    return predictor.class_priors
 
 
 def trained_models(settings: Settings) -> list[str]:

@@ -101,14 +101,14 @@ def test_no_raw_environment_reads_outside_the_settings():
     assert offenders == []
 
 
-def test_the_readme_table_is_the_settings():
-    """The README's settings table is what `python -m ml config --markdown` prints (regenerate it when it fails)."""
+def test_the_settings_page_is_the_settings():
+    """docs/settings.md's table is what `python -m ml config --markdown` prints (regenerate it when it fails)."""
     import re
     from pathlib import Path
 
     from ml.cli import settings_table
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = re.search(r"<!-- settings-table:.*?-->\n(.*?)\n<!-- /settings-table -->", readme, re.S)
-    assert block, "README.md lost its settings table markers"
+    page = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+    block = re.search(r"<!-- settings-table:.*?-->\n(.*?)\n<!-- /settings-table -->", page, re.S)
+    assert block, "docs/settings.md lost its settings table markers"
     assert block.group(1).strip() == settings_table().strip()

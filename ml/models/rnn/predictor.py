@@ -241,7 +241,7 @@ class _RecurrentPredictor(Predictor):
                                       input_signature=[tf.TensorSpec([None], tf.string)])
         return self._serve
 
-    def predict_proba_cleaned(self, cleaned: Sequence[str]):
+    def _predict_proba_cleaned(self, cleaned: Sequence[str]):
         import numpy as np
 
         if self.model is None:

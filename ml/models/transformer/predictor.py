@@ -161,7 +161,7 @@ class TransformerPredictor(Predictor):
                 "dataset": meta.get("dataset"), "labels": source_labels, "new_head": source_labels != list(self.labels)}
 
     # ------------------------------------------------------------------------------------------ predict
-    def predict_proba_cleaned(self, cleaned: Sequence[str]):
+    def _predict_proba_cleaned(self, cleaned: Sequence[str]):
         import numpy as np
 
         if self.model is None:

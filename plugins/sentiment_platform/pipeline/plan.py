@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 #: Families a run trains when its params name none: the classical three, minutes on two CPU cores.
 DEFAULT_FAMILIES: tuple[str, ...] = ("logreg", "linearsvc", "multinomialnb")
 #: Params that become :class:`ml.settings.Settings` fields (``None`` keeps the environment's value).
-SETTINGS_PARAMS = ("data_url", "neutral_low", "neutral_high", "seed", "neutral_url", "class_weight", "champion_rule")
+SETTINGS_PARAMS = ("data_url", "neutral_low", "neutral_high", "seed", "neutral_url", "class_weight", "class_priors",
+                   "champion_rule")
 #: Params handed to :func:`ml.training.train` (``None`` keeps the family's default).
 TRAIN_PARAMS = ("max_samples", "epochs", "model_name", "batch_size", "max_length", "embeddings", "teacher")
 
@@ -57,7 +58,7 @@ def plan_run(params: Mapping[str, Any], dag_run_id: str, *, dag_id: str | None =
         params: The run's parameters (the DAG's params after ``conf`` overrides): ``families``, ``max_samples``,
             ``epochs``, ``model_name``, ``teacher``, ``neutral_low``, ``neutral_high``, ``data_url``,
             ``eval_max_samples``, ``build_bento``; for three classes ``neutral_url``, ``neutral_families``,
-            ``transfer``, ``class_weight``, ``champion_rule`` and ``extra_eval``. Missing or ``None`` values fall
+            ``transfer``, ``class_weight``, ``class_priors``, ``champion_rule`` and ``extra_eval``. Missing or ``None`` values fall
             back to the environment and the defaults.
         dag_run_id: The orchestrator's run id; the run folder name is derived from it (:func:`run_id_from`).
         dag_id: The DAG's id, recorded for traceability.
