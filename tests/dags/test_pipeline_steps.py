@@ -252,13 +252,14 @@ def test_plan_with_a_neutral_source(home, tmp_path):
     source, extra = neutral_tsv(tmp_path / "semeval.tsv"), neutral_tsv(tmp_path / "held_out.tsv", 30, seed=8)
     plan = plan_run({"families": ["logreg", "minilm"], "neutral_url": str(source),
                      "neutral_families": ["logreg", "minilm"], "transfer": True, "class_weight": "balanced",
-                     "champion_rule": "accuracy", "extra_eval": [str(extra), f"named={extra}"]}, "r3c")
+                     "class_priors": "none", "champion_rule": "accuracy", "extra_eval": [str(extra), f"named={extra}"]}, "r3c")
     assert plan["jobs"]["minilm-neutral"] == {"family": "minilm", "dataset": "neutral", "init_from": "minilm"}
     assert plan["jobs"]["logreg-neutral"] == {"family": "logreg", "dataset": "neutral", "init_from": None}
     assert groups_of(plan) == {"independent": ["logreg", "logreg-neutral"], "teachers": ["minilm"],
                                "students": ["minilm-neutral"]}
     settings = settings_for(plan)
     assert settings.training.class_weight == "balanced" and settings.training.champion_rule == "accuracy"
+    assert settings.training.class_priors == "none"
     assert settings.data.neutral_url == str(source) and settings.data.dataset == "default"
     assert plan["extra_eval"] == [str(extra), f"named={extra}"]
     # Without transfer every job is independent; without neutral_families the classical three train on it.
@@ -278,6 +279,7 @@ def test_plan_with_a_neutral_source(home, tmp_path):
       "transfer": True}, "gru on Sentiment140 already wait for the teacher"),
     ({"extra_eval": ["/no/such/test.tsv"]}, "extra_eval: no such file"),
     ({"class_weight": "inverse"}, "SENTIMENT_CLASS_WEIGHT"),
+    ({"class_priors": "always"}, "SENTIMENT_CLASS_PRIORS"),
     ({"champion_rule": "newest"}, "SENTIMENT_CHAMPION_RULE"),
 ])
 def test_plan_rejects_bad_three_class_params(home, tmp_path, params, message):

@@ -94,6 +94,14 @@ def test_a_trained_three_class_model_carries_its_priors(settings, tmp_path, monk
     plain = train("logreg", get_settings(dataset="neutral"), class_weight="none", name="plain")
     assert plain["fit"]["class_priors"] is None and load_predictor(plain["path"]).class_priors is None
 
+    from ml.evaluate import evaluate
+
+    rows = {row["model"]: row for row in evaluate(neutral)}
+    assert rows["logreg"]["class_priors"] == offsets and rows["plain"]["class_priors"] is None
+    # Tuned on this validation split for macro recall: never below the model's own argmax there.
+    assert rows["logreg"]["macro_recall"] > rows["plain"]["macro_recall"]
+    assert "neutral, 3 classes, tuned priors" in (neutral.reports_dir / "leaderboard.md").read_text()
+
 
 def test_two_class_models_never_get_priors(prepared):
     from ml.training import train
