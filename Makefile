@@ -94,7 +94,7 @@ train-classical: install ## CLI only, no Airflow: download -> prepare -> train t
 	$(PY) -m serving package
 
 test: install ## Install, then run the whole test suite (what CI runs)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-fast: install ## Unit tests only (skips the slow tests that train models or start servers)
 	$(PY) -m pytest -q -m "not slow"
