@@ -191,9 +191,19 @@ def load_predictor(path: str | os.PathLike[str], *, cpu_bf16: str = "off") -> Pr
         raise ModelError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
     predictor = family_class(meta["family"])._load(Path(path), meta)
     predictor.labels = tuple(meta["labels"])
-    predictor.class_priors = meta.get("class_priors") or None
+    predictor.class_priors = _class_priors(path, meta.get("class_priors"), predictor.labels)
     predictor.cpu_bf16 = cpu_bf16
     return predictor
+
+
+def _class_priors(path, value: Any, labels: Sequence[str]) -> dict[str, float] | None:
+    """A saved model's ``class_priors``: ``None``, or a number for each of its classes."""
+    if not value:
+        return None
+    if (not isinstance(value, dict) or set(value) != set(labels)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values())):
+        raise ModelError(f"{path}: class_priors must map each of {list(labels)} to a number, not {value!r}")
+    return {label: float(value[label]) for label in labels}
 
 
 def check_cpu_bf16(setting: str) -> str:

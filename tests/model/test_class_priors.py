@@ -4,11 +4,14 @@ LogisticRegression recalls at least half of the Negative posts of a held-out spl
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from fixtures import NEUTRAL, POSITIVE, tag
 
-from ml.errors import ConfigError
+from ml.errors import ConfigError, ModelError
 from ml.models import priors
 
 THREE = ("negative", "neutral", "positive")
@@ -89,6 +92,12 @@ def test_a_trained_three_class_model_carries_its_priors(settings, tmp_path, monk
     from ml.text import clean
 
     np.testing.assert_allclose(model.predict_proba_cleaned([clean(t) for t in texts]), model.predict_proba(texts))
+
+    meta_path = tmp_path / "broken" / "predictor.json"
+    shutil.copytree(result["path"], meta_path.parent)
+    meta_path.write_text(json.dumps({**read_meta(result["path"]), "class_priors": {"negative": "high"}}))
+    with pytest.raises(ModelError, match="class_priors must map each of"):
+        load_predictor(meta_path.parent)
 
     monkeypatch.setenv("SENTIMENT_CLASS_PRIORS", "none")
     plain = train("logreg", get_settings(dataset="neutral"), class_weight="none", name="plain")
