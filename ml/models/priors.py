@@ -59,11 +59,10 @@ def tune(proba, truth: Sequence[str], classes: Sequence[str]) -> dict[str, float
     import numpy as np
 
     classes = list(classes)
-    index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[label] for label in truth if label in index])
+    y = np.array([classes.index(label) for label in truth])
     if len(classes) < 2 or any(np.sum(y == k) < MIN_ROWS_PER_CLASS for k in range(len(classes))):
         return None
-    logp = np.log(np.clip(np.asarray(proba, dtype=np.float64)[[label in index for label in truth]], 1e-12, 1.0))
+    logp = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0))
     grid = np.round(np.arange(-LIMIT, LIMIT + STEP / 2, STEP), 6)
     free = len(classes) - 1
     # Every combination of offsets for the free classes, smallest total first so ties keep the smallest.
@@ -76,7 +75,7 @@ def tune(proba, truth: Sequence[str], classes: Sequence[str]) -> dict[str, float
         score = macro_recall(y, predicted, len(classes))
         if score > best_score + 1e-12:
             best, best_score = offsets, score
-    if best_score <= base:
+    if best_score == base:
         return None
     return {c: float(v) for c, v in zip(classes, np.concatenate([[0.0], best]), strict=True)}
 
